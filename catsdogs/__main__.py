@@ -1,0 +1,88 @@
+"""Command line: ``python -m catsdogs {run,predict,validate,demo-archive}``."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m catsdogs", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the numbered notebooks headless, in order (the whole pipeline)")
+    run.add_argument("--archive", type=Path, help="a Kaggle-layout competition zip to use (default: data/ or download)")
+    run.add_argument("--profile", choices=["full", "small"], help="small: demo archive, one short epoch")
+    run.add_argument("--only", nargs="*", help="notebook numbers to run, e.g. 01 02")
+    run.add_argument("--inplace", action="store_true", help="write outputs into the notebooks themselves")
+    run.add_argument("--out-dir", type=Path, help="where executed notebooks go (default data/runs/<profile>)")
+
+    predict = sub.add_parser("predict", help="write id,label (P(dog)) for every picture in a folder")
+    predict.add_argument("images_dir", type=Path)
+    predict.add_argument("--out", type=Path, required=True)
+    predict.add_argument("--checkpoint", type=Path, help="default: the shipped weights")
+    predict.add_argument("--no-tta", action="store_true", help="no horizontal-flip test-time augmentation")
+    predict.add_argument("--clip", type=float, default=0.0, help="bound P(dog) to [clip, 1-clip]")
+
+    validate = sub.add_parser("validate", help="check a submission CSV")
+    validate.add_argument("csv", type=Path)
+    validate.add_argument("--sample", type=Path, help="sample_submission.csv whose ids must all be present")
+
+    demo = sub.add_parser("demo-archive", help="write the generated Kaggle-layout demo archive")
+    demo.add_argument("out", type=Path)
+    demo.add_argument("--per-class", type=int, default=300)
+    demo.add_argument("--test", type=int, default=100)
+
+    export = sub.add_parser("export-weights", help="strip a training checkpoint to the shipped fp16 weights")
+    export.add_argument("checkpoint", type=Path)
+    export.add_argument("--out", type=Path, help="default: weights/linformer_vit_catsdogs.pt")
+    export.add_argument("--data", default="", help="what the model was trained on, for the metadata")
+
+    args = parser.parse_args(argv)
+    from . import DatasetError, InvalidSubmission
+
+    try:
+        if args.command == "run":
+            if args.profile:
+                os.environ["CATSDOGS_PROFILE"] = args.profile
+            if args.archive:
+                os.environ["CATSDOGS_ARCHIVE"] = str(args.archive.resolve())
+            from .run import run_notebooks
+
+            run_notebooks(args.only, args.out_dir, args.inplace)
+        elif args.command == "predict":
+            from .predict import predict_folder
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("always")
+                out = predict_folder(args.images_dir, args.out, args.checkpoint, flip_tta=not args.no_tta, clip=args.clip)
+            print(f"wrote {out}")
+        elif args.command == "validate":
+            import csv
+
+            from .predict import validate_submission
+
+            ids = None
+            if args.sample:
+                with open(args.sample, newline="") as f:
+                    ids = [row["id"] for row in csv.DictReader(f)]
+            print(f"{args.csv}: {validate_submission(args.csv, ids)} rows, valid")
+        elif args.command == "demo-archive":
+            from .download import make_demo_archive
+
+            print(f"wrote {make_demo_archive(args.out, args.per_class, args.test)}")
+        elif args.command == "export-weights":
+            from .config import SHIPPED_WEIGHTS
+            from .weights import export_weights
+
+            print(f"wrote {export_weights(args.checkpoint, args.out or SHIPPED_WEIGHTS, args.data)}")
+    except (DatasetError, InvalidSubmission, FileNotFoundError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,343 @@
+"""Getting the competition files: Kaggle download, archive checks, safe extraction, demo archive.
+
+``kaggle`` is imported only when a download is really needed: the client authenticates as it is
+imported, which fails on a machine without credentials.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import sys
+import zipfile
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from .config import ARCHIVE_NAME, COMPETITION, RULES_URL, Workspace, data_dir, demo_workspace, is_small, kaggle_workspace
+from .images import list_images, list_labelled
+
+REQUIRED_MEMBERS = ("train.zip", "test.zip", "sample_submission.csv")
+
+
+class DatasetError(RuntimeError):
+    """Something is wrong with the data or the download; the message says what to do."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Credentials
+# ---------------------------------------------------------------------------------------------
+def kaggle_config_dir() -> Path:
+    return Path(os.environ.get("KAGGLE_CONFIG_DIR", Path.home() / ".kaggle")).expanduser()
+
+
+def has_kaggle_credentials() -> bool:
+    """True when the kaggle client will find credentials: environment variables or files."""
+    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
+        return True
+    if os.environ.get("KAGGLE_API_TOKEN"):
+        return True
+    folder = kaggle_config_dir()
+    return (folder / "kaggle.json").is_file() or (folder / "access_token").is_file()
+
+
+def write_kaggle_json(username: str, key: str) -> Path:
+    """Save credentials where the kaggle client looks, readable by the owner only (mode 600)."""
+    folder = kaggle_config_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "kaggle.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"username": username, "key": key}, f)
+    os.chmod(path, 0o600)
+    return path
+
+
+def colab_credentials() -> bool:
+    """In Colab: take KAGGLE_USERNAME / KAGGLE_KEY from the Colab secrets (the key icon), or ask
+    for a ``kaggle.json`` upload. Returns True when credentials are now in place."""
+    if "google.colab" not in sys.modules:
+        return False
+    try:
+        from google.colab import userdata  # type: ignore
+
+        username, key = userdata.get("KAGGLE_USERNAME"), userdata.get("KAGGLE_KEY")
+        if username and key:
+            write_kaggle_json(username, key)
+            return True
+    except Exception:  # secret missing or access not granted: fall back to the upload
+        pass
+    from google.colab import files  # type: ignore
+
+    print("Upload your kaggle.json (Kaggle → Settings → API → Create New Token):")
+    uploaded = files.upload()
+    if "kaggle.json" not in uploaded:
+        return False
+    creds = json.loads(uploaded["kaggle.json"])
+    write_kaggle_json(creds["username"], creds["key"])
+    return True
+
+
+NO_CREDENTIALS = (
+    "No Kaggle credentials found. Either\n"
+    "  - set KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN) in the environment,\n"
+    "  - or save kaggle.json (Kaggle → Settings → API → Create New Token) as ~/.kaggle/kaggle.json,\n"
+    "  - or in Colab add KAGGLE_USERNAME and KAGGLE_KEY as secrets (the key icon on the left),\n"
+    f"  - or download {ARCHIVE_NAME} from the competition's Data page by hand and put it in {{data}}."
+)
+
+
+def _explain_http_error(err: Exception, data: Path) -> DatasetError:
+    status = getattr(getattr(err, "response", None), "status_code", None)
+    if status == 401:
+        return DatasetError("Kaggle refused the credentials (HTTP 401). Check the username and key in "
+                            "kaggle.json or KAGGLE_USERNAME/KAGGLE_KEY; create a new token on Kaggle → Settings → API.")
+    if status == 403:
+        return DatasetError(f"Kaggle says the competition rules are not accepted yet (HTTP 403). Open {RULES_URL}, "
+                            "click 'I Understand and Accept', then run this again.")
+    if status == 404:
+        return DatasetError(f"Kaggle has no competition called {COMPETITION!r} (HTTP 404).")
+    return DatasetError(f"The Kaggle download failed ({type(err).__name__}: {err}). Without network, download "
+                        f"{ARCHIVE_NAME} by hand and put it in {data}.")
+
+
+def download_competition(dest: Path | None = None) -> Path:
+    """Download the competition archive with the real ``kaggle`` client, into ``dest``.
+
+    The file is downloaded into a private folder and moved into place only once it is a complete,
+    readable zip: an interrupted download never leaves a file that looks finished.
+    """
+    dest = Path(dest or data_dir())
+    if not has_kaggle_credentials():
+        raise DatasetError(NO_CREDENTIALS.format(data=dest))
+    import requests  # the kaggle client's transport; its errors carry the HTTP status
+
+    from kaggle.api.kaggle_api_extended import KaggleApi  # lazy: importing `kaggle` authenticates
+
+    staging = dest / ".download"
+    staging.mkdir(parents=True, exist_ok=True)
+    api = KaggleApi()
+    try:
+        api.authenticate()
+        api.competition_download_files(COMPETITION, path=str(staging), force=True, quiet=False)
+    except SystemExit:
+        raise DatasetError(NO_CREDENTIALS.format(data=dest)) from None
+    except requests.exceptions.HTTPError as err:
+        raise _explain_http_error(err, dest) from None
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout, OSError) as err:
+        raise DatasetError(f"Could not reach Kaggle ({type(err).__name__}). Without network, download "
+                           f"{ARCHIVE_NAME} by hand and put it in {dest}, then run this again.") from None
+    downloaded = staging / ARCHIVE_NAME
+    if not downloaded.exists():
+        raise DatasetError(f"The Kaggle client finished but wrote no {ARCHIVE_NAME} in {staging}.")
+    check_archive(downloaded)
+    final = dest / ARCHIVE_NAME
+    os.replace(downloaded, final)
+    shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+# ---------------------------------------------------------------------------------------------
+# Archives
+# ---------------------------------------------------------------------------------------------
+def _safe_member(name: str) -> bool:
+    path = PurePosixPath(name.replace("\\", "/"))
+    return not path.is_absolute() and ".." not in path.parts and not (path.parts and ":" in path.parts[0])
+
+
+def check_archive(path: Path, required: tuple[str, ...] = REQUIRED_MEMBERS) -> list[str]:
+    """Open a zip and check it whole before use: readable, every CRC right, no member that would
+    land outside the target folder, and the required members present. Returns the member names."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        raise DatasetError(f"{path} is not a readable zip ({err}): the download was probably cut short. "
+                           "Delete it and download it again.") from None
+    if bad is not None:
+        raise DatasetError(f"{path} is corrupt (member {bad!r} fails its CRC check). Delete it and download it again.")
+    unsafe = [n for n in names if not _safe_member(n)]
+    if unsafe:
+        raise DatasetError(f"{path} has members that would be written outside the data folder, e.g. {unsafe[0]!r}; "
+                           "refusing to extract it.")
+    missing = [m for m in required if m not in names]
+    if missing:
+        raise DatasetError(f"{path} is missing {', '.join(missing)}: it is not the {COMPETITION} archive, or it is "
+                           "incomplete. Download it again.")
+    return names
+
+
+def safe_extract(archive: Path, dest: Path, members: list[str] | None = None) -> None:
+    """Extract (selected members of) a zip into ``dest``, refusing any member path that escapes it."""
+    dest = Path(dest).resolve()
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            if members is not None and info.filename not in members:
+                continue
+            if not _safe_member(info.filename):
+                raise DatasetError(f"{archive} member {info.filename!r} would be written outside {dest}; refusing.")
+            target = (dest / info.filename).resolve()
+            if dest not in target.parents and target != dest:
+                raise DatasetError(f"{archive} member {info.filename!r} would be written outside {dest}; refusing.")
+            zf.extract(info, dest)
+
+
+def _stamp(path: Path) -> str:
+    st = Path(path).stat()
+    return f"{Path(path).name}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def extract_competition(archive: Path, ws: Workspace) -> Workspace:
+    """Unpack the outer archive and the nested ``train.zip`` / ``test.zip`` into the workspace and
+    verify the counts. A second call with the same archive does nothing."""
+    marker = ws.root / ".extracted"
+    if marker.exists() and json.loads(marker.read_text()).get("archive") == _stamp(archive):
+        return ws
+    check_archive(archive)
+    ws.root.mkdir(parents=True, exist_ok=True)
+    marker.unlink(missing_ok=True)
+    staging = ws.root / ".staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    safe_extract(archive, staging, list(REQUIRED_MEMBERS))
+    for inner, folder in (("train.zip", ws.train_dir), ("test.zip", ws.test_dir)):
+        check_archive(staging / inner, required=())
+        shutil.rmtree(folder, ignore_errors=True)
+        safe_extract(staging / inner, ws.root)
+        if not folder.is_dir():
+            raise DatasetError(f"{inner} in {archive} has no {folder.name}/ folder.")
+    os.replace(staging / "sample_submission.csv", ws.sample_submission)
+    shutil.rmtree(staging, ignore_errors=True)
+    counts = verify_counts(ws)
+    marker.write_text(json.dumps({"archive": _stamp(archive), **counts}))
+    return ws
+
+
+def verify_counts(ws: Workspace) -> dict:
+    """Count what was extracted and check it hangs together: both classes present, one sample
+    submission row per test photo."""
+    files, labels = list_labelled(ws.train_dir)
+    test = list_images(ws.test_dir)
+    with open(ws.sample_submission) as f:
+        sample_rows = sum(1 for _ in f) - 1
+    counts = {"train": len(files), "cats": int((labels == 0).sum()), "dogs": int((labels == 1).sum()),
+              "test": len(test), "sample_submission_rows": sample_rows}
+    if counts["cats"] == 0 or counts["dogs"] == 0:
+        raise DatasetError(f"{ws.train_dir} should hold cat.N.jpg and dog.N.jpg photos; found {counts}.")
+    if sample_rows != len(test):
+        raise DatasetError(f"sample_submission.csv has {sample_rows} rows but test/ has {len(test)} photos.")
+    return counts
+
+
+def find_archive(explicit: Path | str | None = None) -> Path | None:
+    """The competition archive given by argument or ``$CATSDOGS_ARCHIVE``, or one already in ``data/``."""
+    given = explicit or os.environ.get("CATSDOGS_ARCHIVE")
+    if given:
+        path = Path(given).expanduser()
+        if not path.is_file():
+            raise DatasetError(f"No archive at {path}.")
+        return path
+    for candidate in (data_dir() / ARCHIVE_NAME, kaggle_workspace().archive):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The demo archive
+# ---------------------------------------------------------------------------------------------
+def _draw_animal(rng: np.random.Generator, label: int, size: int) -> Image.Image:
+    """A cartoon face: cats have pointed ears and whiskers, dogs floppy ears and a big nose.
+    Background, fur colour, position and scale vary, so the demo has something to learn."""
+    bg = tuple(int(v) for v in rng.integers(60, 230, 3))
+    img = Image.new("RGB", (size, size), bg)
+    d = ImageDraw.Draw(img)
+    for _ in range(6):  # clutter
+        x, y = rng.integers(0, size, 2)
+        r = int(rng.integers(size // 20, size // 6))
+        d.ellipse([x - r, y - r, x + r, y + r], fill=tuple(int(v) for v in rng.integers(40, 240, 3)))
+    fur = tuple(int(v) for v in (rng.integers(170, 255), rng.integers(90, 170), rng.integers(20, 90))) if label == 0 \
+        else tuple(int(v) for v in (rng.integers(90, 160), rng.integers(60, 110), rng.integers(30, 70)))
+    r = int(size * rng.uniform(0.18, 0.3))
+    cx, cy = (int(v) for v in rng.integers(r + size // 10, size - r - size // 10, 2))
+    if label == 0:
+        for side in (-1, 1):
+            d.polygon([(cx + side * r * 0.9, cy - r * 0.3), (cx + side * r * 0.2, cy - r * 0.8),
+                       (cx + side * r * 0.8, cy - r * 1.5)], fill=fur)
+    else:
+        for side in (-1, 1):
+            d.ellipse([cx + side * r * 0.7 - r * 0.35, cy - r * 0.6, cx + side * r * 0.7 + r * 0.35, cy + r * 0.9],
+                      fill=tuple(max(0, c - 40) for c in fur))
+    d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fur)
+    for side in (-1, 1):
+        d.ellipse([cx + side * r * 0.4 - r * 0.1, cy - r * 0.3, cx + side * r * 0.4 + r * 0.1, cy - r * 0.1], fill=(0, 0, 0))
+    if label == 0:
+        for side in (-1, 1):
+            for dy in (-0.05, 0.1):
+                d.line([(cx + side * r * 0.2, cy + r * 0.3), (cx + side * r * 1.1, cy + r * (0.3 + dy))], fill=(20, 20, 20), width=max(1, size // 100))
+    else:
+        d.ellipse([cx - r * 0.3, cy + r * 0.15, cx + r * 0.3, cy + r * 0.5], fill=(10, 10, 10))
+    return img.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.2)))
+
+
+def _jpeg(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
+
+
+def make_demo_archive(path: Path, per_class: int = 300, n_test: int = 100, size: int = 160, seed: int = 0) -> Path:
+    """Write a small archive with the layout of Kaggle's (``train.zip`` with ``train/cat.N.jpg`` and
+    ``train/dog.N.jpg``, ``test.zip`` with ``test/N.jpg``, ``sample_submission.csv``), filled with
+    synthetic pictures. It lets every notebook and test run without Kaggle; it is not the real data."""
+    rng = np.random.default_rng(seed)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    train, test = io.BytesIO(), io.BytesIO()
+    with zipfile.ZipFile(train, "w", zipfile.ZIP_STORED) as zf:
+        for label, name in enumerate(("cat", "dog")):
+            for i in range(per_class):
+                zf.writestr(f"train/{name}.{i}.jpg", _jpeg(_draw_animal(rng, label, size)))
+    with zipfile.ZipFile(test, "w", zipfile.ZIP_STORED) as zf:
+        for i in range(1, n_test + 1):
+            zf.writestr(f"test/{i}.jpg", _jpeg(_draw_animal(rng, int(rng.integers(0, 2)), size)))
+    sample = "id,label\n" + "".join(f"{i},0.5\n" for i in range(1, n_test + 1))
+    tmp = path.with_name(path.name + ".partial")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("train.zip", train.getvalue())
+        zf.writestr("test.zip", test.getvalue())
+        zf.writestr("sample_submission.csv", sample)
+    os.replace(tmp, path)
+    return path
+
+
+def demo_size() -> dict:
+    """The small profile (tests) uses a tiny demo; the demo run of the full profile a larger one."""
+    return dict(per_class=48, n_test=24, size=96) if is_small() else dict(per_class=300, n_test=100, size=160)
+
+
+# ---------------------------------------------------------------------------------------------
+# One call for notebook 01
+# ---------------------------------------------------------------------------------------------
+def prepare_dataset(archive: Path | str | None = None, download: bool = True) -> Workspace:
+    """Put the competition files in place and return their workspace.
+
+    In order: an archive given (or ``$CATSDOGS_ARCHIVE``, or already in ``data/``) is used; else,
+    with Kaggle credentials, it is downloaded; else the generated demo archive is used, and said so.
+    The ``small`` profile always uses the demo.
+    """
+    if not is_small():
+        found = find_archive(archive)
+        if found is None and download and (has_kaggle_credentials() or colab_credentials()):
+            found = download_competition(data_dir())
+        if found is not None:
+            return extract_competition(found, kaggle_workspace())
+        print(f"No {ARCHIVE_NAME} in {data_dir()} and no Kaggle credentials: using the generated DEMO archive "
+              "(synthetic pictures). See notebook 01 or the README for the real data.")
+    ws = demo_workspace()
+    if not ws.archive.exists():
+        make_demo_archive(ws.archive, **demo_size())
+    return extract_competition(ws.archive, ws)

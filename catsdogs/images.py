@@ -1,0 +1,91 @@
+"""Reading photos, and what their file names say.
+
+Kaggle names training photos ``cat.123.jpg`` / ``dog.45.jpg`` and test photos ``123.jpg``; the
+label and the id come from those names alone.
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated JPEG is an error, not a grey half-picture
+Image.MAX_IMAGE_PIXELS = 200_000_000  # big camera photos are fine; decompression bombs are not
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+CLASSES = ("cat", "dog")  # index = label: 0 = cat, 1 = dog (Kaggle's label is P(dog))
+_LABELLED = re.compile(r"^(cat|dog)\.(\d+)\.[A-Za-z]+$")
+
+
+class UnreadableImage(Exception):
+    """A file that cannot be decoded as a picture; the message says why."""
+
+
+def label_from_name(name: str) -> int:
+    """``cat.12.jpg`` → 0, ``dog.7.jpg`` → 1. Anything else is an error that names the file."""
+    match = _LABELLED.match(Path(name).name)
+    if not match:
+        raise ValueError(f"{name!r} is not a labelled Kaggle file name like 'cat.12.jpg' or 'dog.7.jpg'.")
+    return CLASSES.index(match.group(1))
+
+
+def image_id(name: str) -> str:
+    """The submission id of a photo: its file name without the extension (``123.jpg`` → ``123``)."""
+    return Path(name).stem
+
+
+def numeric_sort_key(name: str) -> tuple:
+    """Sort ``2.jpg`` before ``10.jpg``, as Kaggle's submission does; non-numeric ids go last."""
+    stem = image_id(name)
+    return (0, int(stem), "") if stem.isdigit() else (1, 0, stem)
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Picture files in a folder (not recursive), numerically sorted by id."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"No folder {folder}: run notebook 01 (or pass an existing folder).")
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(files, key=lambda p: numeric_sort_key(p.name))
+
+
+def list_labelled(folder: Path) -> tuple[list[Path], np.ndarray]:
+    """The labelled training photos of a Kaggle ``train/`` folder and their labels (0 cat, 1 dog)."""
+    files = sorted((p for p in list_images(folder) if _LABELLED.match(p.name)), key=lambda p: p.name)
+    return files, np.array([label_from_name(p.name) for p in files], dtype=np.int64)
+
+
+def read_rgb(path: Path, size: int) -> np.ndarray:
+    """Decode any picture to an RGB ``size``x``size`` uint8 array (H, W, 3).
+
+    Grayscale, palette, RGBA and CMYK files are converted to RGB; very large JPEGs are decoded at a
+    reduced scale first (``draft``), which is much faster and loses nothing at 224 pixels.
+    Raises :class:`UnreadableImage` with the reason for empty, truncated or non-image files.
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise UnreadableImage("the file is empty")
+        with Image.open(path) as img:
+            img.draft("RGB", (size, size))
+            if img.mode in ("RGBA", "LA", "P", "PA"):  # transparent pixels become white, not black
+                img = img.convert("RGBA")
+                background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+                img = Image.alpha_composite(background, img)
+            img = img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+            return np.asarray(img, dtype=np.uint8)
+    except UnreadableImage:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise UnreadableImage(f"{type(err).__name__}: {err}") from None
+
+
+def warn_unreadable(bad: dict[str, str], what: str) -> None:
+    """One warning that names every unreadable file and why, so nothing is skipped silently."""
+    if bad:
+        lines = "\n".join(f"  {name}: {reason}" for name, reason in list(bad.items())[:20])
+        more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
+        warnings.warn(f"{len(bad)} unreadable file(s) {what}:\n{lines}{more}", stacklevel=2)

@@ -1,0 +1,99 @@
+"""The pictures of the notebooks: photo grids, class balance, training curves, mistakes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .images import CLASSES
+
+
+def photo_grid(images: list, titles: list[str], cols: int = 6, size: float = 2.0, suptitle: str | None = None):
+    """Pictures (paths or HxWx3 arrays) in a grid with a title under each."""
+    from PIL import Image
+
+    rows = max(1, (len(images) + cols - 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size * 1.1), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, title in zip(axes.flat, images, titles):
+        ax.imshow(np.asarray(Image.open(image).convert("RGB")) if isinstance(image, (str, Path)) else image)
+        ax.set_title(title, fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def class_balance(counts: dict[str, dict[str, int]]):
+    """Bars of cats and dogs per subset, e.g. ``{"train": {"cat": 9000, "dog": 9000}, ...}``."""
+    fig, ax = plt.subplots(figsize=(5, 3))
+    names = list(counts)
+    x = np.arange(len(names))
+    for k, cls in enumerate(CLASSES):
+        values = [counts[n].get(cls, 0) for n in names]
+        bars = ax.bar(x + (k - 0.5) * 0.38, values, 0.38, label=cls)
+        ax.bar_label(bars, fontsize=8)
+    ax.set_xticks(x, names)
+    ax.set_ylabel("photos")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(histories: dict[str, list[dict]]):
+    """Loss and accuracy per epoch, train dashed and validation solid, one colour per run."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for k, (name, history) in enumerate(histories.items()):
+        if not history:
+            continue
+        epochs = [h["epoch"] for h in history]
+        color = f"C{k}"
+        ax_loss.plot(epochs, [h["loss"] for h in history], "--", color=color, label=f"{name} train")
+        ax_loss.plot(epochs, [h["val_loss"] for h in history], "-", color=color, label=f"{name} val")
+        ax_acc.plot(epochs, [h["acc"] for h in history], "--", color=color, label=f"{name} train")
+        ax_acc.plot(epochs, [h["val_acc"] for h in history], "-", color=color, label=f"{name} val")
+    ax_loss.set(xlabel="epoch", ylabel="loss (val: log loss)", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def confusion(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5):
+    """The 2x2 confusion matrix of the validation photos, with counts and row shares."""
+    from sklearn.metrics import confusion_matrix
+
+    matrix = confusion_matrix(labels, (probs >= threshold).astype(int), labels=[0, 1])
+    fig, ax = plt.subplots(figsize=(3.8, 3.4))
+    ax.imshow(matrix, cmap="Blues")
+    for i in range(2):
+        for j in range(2):
+            share = matrix[i, j] / max(1, matrix[i].sum())
+            ax.text(j, i, f"{matrix[i, j]}\n{share:.1%}", ha="center", va="center",
+                    color="white" if share > 0.5 else "black")
+    ax.set_xticks([0, 1], [f"predicted {c}" for c in CLASSES])
+    ax.set_yticks([0, 1], [f"true {c}" for c in CLASSES])
+    fig.tight_layout()
+    return fig
+
+
+def most_confident_mistakes(images: np.ndarray, labels: np.ndarray, probs: np.ndarray, n: int = 12):
+    """The photos the model got wrong with the most confidence: where to look for what it learned."""
+    wrong = np.flatnonzero((probs >= 0.5).astype(int) != labels)
+    confidence = np.abs(probs[wrong] - 0.5)
+    pick = wrong[np.argsort(-confidence)[:n]]
+    titles = [f"{CLASSES[labels[i]]}, P(dog)={probs[i]:.2f}" for i in pick]
+    return photo_grid([images[i] for i in pick], titles, cols=6, suptitle="most confident mistakes (true class, P(dog))")
+
+
+def show_code(obj) -> None:
+    """Display the source of a function or class of this package in the notebook."""
+    import inspect
+
+    from IPython.display import Markdown, display
+
+    display(Markdown(f"```python\n{inspect.getsource(obj)}```"))

@@ -1,0 +1,141 @@
+"""Inference and the Kaggle submission: P(dog) for every test photo, written and validated."""
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from .cache import CachedPhotos, ImageCache, build_cache
+from .config import SHIPPED_WEIGHTS
+from .images import image_id, list_images, numeric_sort_key
+from .model import ModelConfig, build_model
+from .training import autocast, load_checkpoint, pick_device, pick_precision, to_model_input
+
+
+@torch.inference_mode()
+def predict_probs(model: nn.Module, loader: DataLoader, device: torch.device, precision: str,
+                  flip_tta: bool = False, desc: str = "predicting") -> np.ndarray:
+    """P(dog) for every photo of ``loader``, in eval mode (no dropout), batched, without autograd.
+
+    With ``flip_tta`` each photo is also seen mirrored and the two probabilities are averaged.
+    """
+    model.eval()
+    probs = []
+    for images, _ in tqdm(loader, desc=desc, unit="batch", leave=False):
+        x = to_model_input(images, device, precision)
+        with autocast(device, precision):
+            p = model(x).float().softmax(dim=1)[:, 1]
+            if flip_tta:
+                p = (p + model(x.flip(3)).float().softmax(dim=1)[:, 1]) / 2
+        probs.append(p)
+    return torch.cat(probs).cpu().double().numpy() if probs else np.zeros(0)
+
+
+def log_loss(labels: np.ndarray, probs: np.ndarray, eps: float = 1e-15) -> float:
+    """Kaggle's metric for this competition: mean binary cross-entropy of P(dog)."""
+    p = np.clip(probs, eps, 1 - eps)
+    return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+
+
+def eval_loader(cache: ImageCache, rows: np.ndarray, labels: np.ndarray | None = None,
+                batch_size: int = 256, workers: int = 0) -> DataLoader:
+    return DataLoader(CachedPhotos(cache, rows, labels), batch_size=batch_size, shuffle=False,
+                      num_workers=workers, pin_memory=torch.cuda.is_available())
+
+
+def load_model(checkpoint: Path | None = None, device: torch.device | None = None) -> tuple[nn.Module, dict]:
+    """A model in eval mode from a training checkpoint or, by default, the shipped weights."""
+    device = device or pick_device()
+    path = Path(checkpoint) if checkpoint else SHIPPED_WEIGHTS
+    state = load_checkpoint(path, map_location=device)
+    model = build_model(ModelConfig(**state.get("model_config", {})))
+    model.load_state_dict({k: v.float() for k, v in state["model"].items()})
+    return model.to(device).eval(), state
+
+
+def write_submission(ids: list[str], probs: np.ndarray, path: Path, clip: float = 0.0) -> Path:
+    """Write ``id,label`` rows sorted by numeric id; ``clip`` bounds P(dog) to [clip, 1-clip],
+    which caps the log-loss cost of a confident mistake."""
+    if len(ids) != len(probs):
+        raise ValueError(f"{len(ids)} ids but {len(probs)} probabilities")
+    rows = sorted(zip(ids, np.clip(probs, clip, 1 - clip)), key=lambda r: numeric_sort_key(r[0]))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "label"])
+        writer.writerows((i, f"{p:.6f}") for i, p in rows)
+    os.replace(tmp, path)
+    return path
+
+
+class InvalidSubmission(ValueError):
+    """A submission Kaggle would reject or score wrongly; the message names the first bad row."""
+
+
+def validate_submission(path: Path, expected_ids: list[str] | None = None) -> int:
+    """Check a submission file and return its number of rows, or raise :class:`InvalidSubmission`.
+
+    Checks the header ``id,label``; every label a number in [0, 1] (no NaN); no duplicate ids; and,
+    given ``expected_ids`` (for example from ``sample_submission.csv``), no missing or unknown id.
+    """
+    path = Path(path)
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header != ["id", "label"]:
+            raise InvalidSubmission(f"{path.name}: the header must be 'id,label', found {','.join(header or [])!r}")
+        seen: set[str] = set()
+        expected = None if expected_ids is None else set(map(str, expected_ids))
+        for line_no, row in enumerate(reader, start=2):
+            if len(row) != 2:
+                raise InvalidSubmission(f"{path.name} line {line_no}: expected 2 columns, found {len(row)}: {row!r}")
+            rid, raw = row[0].strip(), row[1].strip()
+            if rid in seen:
+                raise InvalidSubmission(f"{path.name} line {line_no}: duplicate id {rid!r}")
+            if expected is not None and rid not in expected:
+                raise InvalidSubmission(f"{path.name} line {line_no}: unknown id {rid!r} (not a test photo)")
+            try:
+                value = float(raw)
+            except ValueError:
+                raise InvalidSubmission(f"{path.name} line {line_no}: label {raw!r} is not a number") from None
+            if math.isnan(value):
+                raise InvalidSubmission(f"{path.name} line {line_no}: label is NaN for id {rid!r}")
+            if not 0.0 <= value <= 1.0:
+                raise InvalidSubmission(f"{path.name} line {line_no}: label {value} for id {rid!r} is outside [0, 1]")
+            seen.add(rid)
+    if expected is not None and seen != expected:
+        missing = sorted(expected - seen, key=numeric_sort_key)
+        raise InvalidSubmission(f"{path.name}: {len(missing)} test id(s) have no row, the first is {missing[0]!r}")
+    return len(seen)
+
+
+def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, flip_tta: bool = True,
+                   clip: float = 0.0, cache_dir: Path | None = None, batch_size: int = 256) -> Path:
+    """Write ``id,label`` (label = P(dog)) for every picture in ``images_dir``.
+
+    Unreadable files get 0.5, the label that costs least when we know nothing, so the file always
+    has one row per picture. Raises if no picture at all could be read.
+    """
+    files = list_images(images_dir)
+    if not files:
+        raise FileNotFoundError(f"No pictures (.jpg, .png, ...) in {images_dir}.")
+    device = pick_device()
+    model, _ = load_model(checkpoint, device)
+    precision = pick_precision(device)
+    cache_dir = Path(cache_dir) if cache_dir else Path(out).resolve().parent / ".cache"
+    cache = build_cache(files, cache_dir / f"{Path(images_dir).resolve().name}_224.npy", 224)
+    if not cache.ok.any():
+        raise RuntimeError(f"None of the {len(files)} files in {images_dir} could be read as a picture.")
+    rows = np.arange(len(cache))
+    probs = np.full(len(cache), 0.5)
+    probs[cache.ok] = predict_probs(model, eval_loader(cache, rows, batch_size=batch_size), device, precision, flip_tta)
+    return write_submission([image_id(n) for n in cache.names], probs, out, clip)

@@ -1,0 +1,33 @@
+"""Shared fixtures: every test runs on data the tests generate, never on ../shared or downloads."""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from catsdogs.download import make_demo_archive
+
+
+@pytest.fixture(autouse=True)
+def isolated_data(tmp_path, monkeypatch):
+    """Each test gets its own empty data folder and the small profile."""
+    monkeypatch.setenv("CATSDOGS_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("CATSDOGS_PROFILE", "small")
+    monkeypatch.delenv("CATSDOGS_ARCHIVE", raising=False)
+    return tmp_path / "data"
+
+
+@pytest.fixture(scope="session")
+def demo_archive(tmp_path_factory) -> Path:
+    """A tiny Kaggle-layout archive (16 cats, 16 dogs, 8 test photos), generated once per session."""
+    return make_demo_archive(tmp_path_factory.mktemp("archive") / "dogs-vs-cats-redux-kernels-edition.zip",
+                             per_class=16, n_test=8, size=64)
+
+
+def zip_with(path: Path, members: dict[str, bytes]) -> Path:
+    """Write a zip with the given member names and contents (for hostile-archive tests)."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path

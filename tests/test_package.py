@@ -1,0 +1,113 @@
+"""Unit tests of the helper package's main paths, on generated data."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import catsdogs
+from catsdogs.cache import CachedPhotos, build_cache, labelled_cache, train_transform
+from catsdogs.download import extract_competition, prepare_dataset
+from catsdogs.model import ModelConfig, build_model, count_parameters
+from catsdogs.predict import log_loss, write_submission
+from catsdogs.training import TrainConfig, make_optimizer, make_scheduler, pick_precision, to_model_input
+
+
+def test_seed_model_has_the_blog_parameter_count_and_output_shape():
+    model = build_model()
+    assert count_parameters(model) == 2_858_242
+    assert model(torch.zeros(2, 3, 224, 224)).shape == (2, 2)
+
+
+def test_workspace_follows_profile_and_extraction(isolated_data, monkeypatch, demo_archive):
+    assert catsdogs.workspace().root == isolated_data / "demo-small"
+    monkeypatch.setenv("CATSDOGS_PROFILE", "full")
+    assert catsdogs.workspace().is_demo  # nothing extracted yet: the demo
+    ws = prepare_dataset(archive=demo_archive)
+    assert not ws.is_demo and catsdogs.workspace() == ws
+    counts = json.loads((ws.root / ".extracted").read_text())
+    assert counts == {"archive": counts["archive"], "train": 32, "cats": 16, "dogs": 16, "test": 8,
+                      "sample_submission_rows": 8}
+
+
+def test_small_profile_generates_its_demo():
+    ws = prepare_dataset()
+    assert ws.is_demo
+    assert len(list(ws.train_dir.glob("cat.*.jpg"))) == 48 and len(list(ws.test_dir.glob("*.jpg"))) == 24
+
+
+def test_cache_is_built_once_and_rebuilt_when_a_photo_changes(monkeypatch, demo_archive):
+    monkeypatch.setenv("CATSDOGS_PROFILE", "full")
+    ws = prepare_dataset(archive=demo_archive)
+    cache = labelled_cache(ws)
+    assert cache.images.shape == (32, 224, 224, 3) and cache.ok.all()
+    built = cache.path.stat().st_mtime_ns
+    assert labelled_cache(ws).path.stat().st_mtime_ns == built  # reused
+    photo = ws.train_dir / "cat.0.jpg"
+    os.utime(photo, ns=(photo.stat().st_atime_ns, photo.stat().st_mtime_ns + 10**9))
+    rebuilt = labelled_cache(ws)
+    assert rebuilt.path.stat().st_mtime_ns != built
+    np.testing.assert_array_equal(rebuilt.images[0], cache.images[0])
+
+
+def test_augmented_batches_are_uint8_and_model_input_is_channels_last(monkeypatch, demo_archive):
+    monkeypatch.setenv("CATSDOGS_PROFILE", "full")
+    ws = prepare_dataset(archive=demo_archive)
+    cache = labelled_cache(ws)
+    data = CachedPhotos(cache, np.arange(4), np.array([0, 0, 1, 1]), train_transform())
+    image, label = data[2]
+    assert image.dtype == torch.uint8 and image.shape == (3, 224, 224) and label == 1
+    x = to_model_input(torch.stack([data[i][0] for i in range(4)]), torch.device("cpu"), "bf16")
+    assert x.dtype == torch.bfloat16 and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_recipes_and_environment_overrides(monkeypatch):
+    blog = TrainConfig.blog()
+    assert (blog.optimizer, blog.lr, blog.schedule, blog.batch_size, blog.epochs) == ("adam", 3e-5, "constant", 64, 20)
+    monkeypatch.setenv("CATSDOGS_PROFILE", "full")
+    monkeypatch.setenv("CATSDOGS_EPOCHS", "7")
+    monkeypatch.setenv("CATSDOGS_CROP_SCALE", "0.5,1")
+    config = TrainConfig.from_env()
+    assert (config.recipe, config.epochs, config.crop_scale) == ("modern", 7, (0.5, 1.0))
+    monkeypatch.setenv("CATSDOGS_RECIPE", "nonsense")
+    with pytest.raises(ValueError, match="CATSDOGS_RECIPE"):
+        TrainConfig.from_env()
+
+
+def test_warmup_then_cosine_schedule_and_no_decay_on_norms():
+    config = TrainConfig.modern(epochs=10, warmup_epochs=2, lr=1.0)
+    model = build_model(ModelConfig(depth=1))
+    optimizer = make_optimizer(model, config)
+    decayed = {id(p) for p in optimizer.param_groups[0]["params"]}
+    for name, p in model.named_parameters():
+        assert (id(p) in decayed) == (p.ndim >= 2 and "pos_embedding" not in name and "cls_token" not in name)
+    scheduler = make_scheduler(optimizer, config, steps_per_epoch=10)
+    lrs = []
+    for _ in range(100):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] == pytest.approx(0.05) and max(lrs) == pytest.approx(1.0) and lrs.index(max(lrs)) == 19
+    assert all(a >= b for a, b in zip(lrs[19:], lrs[20:])) and lrs[-1] < 0.01
+
+
+def test_precision_choice():
+    cpu = torch.device("cpu")
+    assert pick_precision(cpu, "fp32") == "fp32"
+    assert pick_precision(cpu) in ("bf16", "fp32")
+    with pytest.raises(ValueError):
+        pick_precision(cpu, "int4")
+
+
+def test_submission_is_sorted_by_numeric_id_and_clipped(tmp_path):
+    path = write_submission(["10", "2", "1"], np.array([0.9, 0.0, 1.0]), tmp_path / "s.csv", clip=0.01)
+    assert path.read_text().splitlines() == ["id,label", "1,0.990000", "2,0.010000", "10,0.900000"]
+
+
+def test_log_loss_matches_the_definition():
+    labels, probs = np.array([1, 0]), np.array([0.8, 0.4])
+    assert log_loss(labels, probs) == pytest.approx(-(np.log(0.8) + np.log(0.6)) / 2)
