@@ -8,6 +8,8 @@ import contextlib
 import json
 import math
 import os
+import pickle
+import re
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -28,10 +30,10 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 128
     optimizer: str = "adamw"  # "adam" (blog) or "adamw"
-    lr: float = 2e-3
+    lr: float = 1e-3
     weight_decay: float = 0.05
     schedule: str = "cosine"  # "constant" (blog) or warm-up then "cosine"
-    warmup_epochs: float = 3.0
+    warmup_epochs: float = 2.0
     label_smoothing: float = 0.1
     crop_scale: tuple[float, float] = (0.35, 1.0)  # random resized crop: share of the photo kept
     grad_clip: float = 1.0  # 0 = off
@@ -119,14 +121,14 @@ def to_model_input(images: torch.Tensor, device: torch.device, precision: str) -
     """uint8 NCHW batch → normalised float on the device, channels-last in memory.
 
     Channels-last makes the ViT's patch rearrangement read contiguous runs of pixels: on the
-    2-core CPU this alone is worth about 30% of the training step. Under bf16 the input is handed
-    over in bf16, which halves that copy again.
+    2-core CPU this alone is worth about 30% of the training step. Under bf16 the bytes go straight
+    to bf16 and are normalised in place there: a quarter of the memory traffic of the fp32 detour.
     """
     images = images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255
-    images = (images.float() - mean) / std
-    return images.to(torch.bfloat16) if precision == "bf16" else images
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    mean = (torch.tensor(IMAGENET_MEAN, device=device) * 255).view(1, 3, 1, 1).to(dtype)
+    inv_std = (1 / (torch.tensor(IMAGENET_STD, device=device) * 255)).view(1, 3, 1, 1).to(dtype)
+    return images.to(dtype).sub_(mean).mul_(inv_std)
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -165,8 +167,11 @@ def save_checkpoint(path: Path, **state) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:  # after a failed write (disk full...) the half-written temporary file goes
+        tmp.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
@@ -177,6 +182,11 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))  # what weights_only refused
+        if isinstance(err, pickle.UnpicklingError) and found:
+            raise RuntimeError(f"{path} was refused: besides tensors it holds a pickled object ({found.group(1)}) "
+                               "that could run code when loaded. Only load checkpoints you trust: ones notebook 04 "
+                               "wrote, or the shipped weights.") from None
         raise RuntimeError(f"{path} is not a loadable checkpoint ({type(err).__name__}: {err}). "
                            "Delete it and train again, or point to another checkpoint.") from None
 
