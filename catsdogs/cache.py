@@ -80,11 +80,17 @@ def build_cache(files: list[Path], cache_file: Path, size: int = 224, workers: i
     cache_file = Path(cache_file)
     meta_file = cache_file.with_suffix(".json")
     fingerprint = _fingerprint(files, size)
-    if cache_file.exists() and meta_file.exists():
-        meta = json.loads(meta_file.read_text())
-        if meta.get("fingerprint") == fingerprint:
-            return ImageCache(np.load(cache_file, mmap_mode="r"), meta["names"], np.array(meta["ok"], bool), cache_file)
+    meta = json.loads(meta_file.read_text()) if cache_file.exists() and meta_file.exists() else {}
+    if meta.get("fingerprint") != fingerprint:
+        meta = _write_cache(files, cache_file, meta_file, fingerprint, size, workers, desc)
+    # named on every load, not just the first: a reused cache must not hide its unreadable files
+    warn_unreadable(meta["unreadable"], f"in {files[0].parent if files else '?'} (not used)")
+    return ImageCache(np.load(cache_file, mmap_mode="r"), meta["names"], np.array(meta["ok"], bool), cache_file)
 
+
+def _write_cache(files: list[Path], cache_file: Path, meta_file: Path, fingerprint: str, size: int,
+                 workers: int | None, desc: str) -> dict:
+    """Decode every file into ``cache_file`` and write its metadata; returns the metadata."""
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache_file.with_name(cache_file.name + ".partial")
     images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(files), size, size, 3))
@@ -108,8 +114,7 @@ def build_cache(files: list[Path], cache_file: Path, size: int = 224, workers: i
     tmp_meta = meta_file.with_name(meta_file.name + ".partial")
     tmp_meta.write_text(json.dumps(meta))
     os.replace(tmp_meta, meta_file)
-    warn_unreadable(bad, f"in {files[0].parent if files else '?'} (skipped)")
-    return ImageCache(np.load(cache_file, mmap_mode="r"), meta["names"], ok, cache_file)
+    return meta
 
 
 class _Serial:

@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -89,7 +90,21 @@ NO_CREDENTIALS = (
 )
 
 
-def _explain_http_error(err: Exception, data: Path) -> DatasetError:
+def _redact(text: str) -> str:
+    """Hide the Kaggle key in a message: client and server errors may echo what was sent."""
+    key = os.environ.get("KAGGLE_KEY") or os.environ.get("KAGGLE_API_TOKEN")
+    try:
+        key = key or json.loads((kaggle_config_dir() / "kaggle.json").read_text()).get("key")
+    except (OSError, ValueError, AttributeError):
+        pass
+    return text.replace(key, "***") if key else text
+
+
+def _explain_download_error(err: Exception, data: Path) -> DatasetError:
+    """A message that says what to do, for any way the download can fail."""
+    import requests  # the kaggle client's transport; its errors carry the HTTP status
+    import urllib3
+
     status = getattr(getattr(err, "response", None), "status_code", None)
     if status == 401:
         return DatasetError("Kaggle refused the credentials (HTTP 401). Check the username and key in "
@@ -99,8 +114,13 @@ def _explain_http_error(err: Exception, data: Path) -> DatasetError:
                             "click 'I Understand and Accept', then run this again.")
     if status == 404:
         return DatasetError(f"Kaggle has no competition called {COMPETITION!r} (HTTP 404).")
-    return DatasetError(f"The Kaggle download failed ({type(err).__name__}: {err}). Without network, download "
-                        f"{ARCHIVE_NAME} by hand and put it in {data}.")
+    by_hand = f"Without network, download {ARCHIVE_NAME} by hand and put it in {data}."
+    if isinstance(err, (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)):
+        return DatasetError(f"The download was cut off before the end ({type(err).__name__}); nothing was kept. "
+                            f"Run this again. {by_hand}")
+    if isinstance(err, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+        return DatasetError(f"Could not reach Kaggle ({type(err).__name__}). {by_hand}")
+    return DatasetError(_redact(f"The Kaggle download failed ({type(err).__name__}: {err}). {by_hand}"))
 
 
 def download_competition(dest: Path | None = None) -> Path:
@@ -112,31 +132,31 @@ def download_competition(dest: Path | None = None) -> Path:
     dest = Path(dest or data_dir())
     if not has_kaggle_credentials():
         raise DatasetError(NO_CREDENTIALS.format(data=dest))
-    import requests  # the kaggle client's transport; its errors carry the HTTP status
+    import requests
+    import urllib3
 
     from kaggle.api.kaggle_api_extended import KaggleApi  # lazy: importing `kaggle` authenticates
 
     staging = dest / ".download"
     staging.mkdir(parents=True, exist_ok=True)
-    api = KaggleApi()
     try:
-        api.authenticate()
-        api.competition_download_files(COMPETITION, path=str(staging), force=True, quiet=False)
-    except SystemExit:
-        raise DatasetError(NO_CREDENTIALS.format(data=dest)) from None
-    except requests.exceptions.HTTPError as err:
-        raise _explain_http_error(err, dest) from None
-    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout, OSError) as err:
-        raise DatasetError(f"Could not reach Kaggle ({type(err).__name__}). Without network, download "
-                           f"{ARCHIVE_NAME} by hand and put it in {dest}, then run this again.") from None
-    downloaded = staging / ARCHIVE_NAME
-    if not downloaded.exists():
-        raise DatasetError(f"The Kaggle client finished but wrote no {ARCHIVE_NAME} in {staging}.")
-    check_archive(downloaded)
-    final = dest / ARCHIVE_NAME
-    os.replace(downloaded, final)
-    shutil.rmtree(staging, ignore_errors=True)
-    return final
+        api = KaggleApi()
+        try:
+            api.authenticate()
+            api.competition_download_files(COMPETITION, path=str(staging), force=True, quiet=False)
+        except SystemExit:
+            raise DatasetError(NO_CREDENTIALS.format(data=dest)) from None
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as err:
+            raise _explain_download_error(err, dest) from None
+        downloaded = staging / ARCHIVE_NAME
+        if not downloaded.exists():
+            raise DatasetError(f"The Kaggle client finished but wrote no {ARCHIVE_NAME} in {staging}.")
+        check_archive(downloaded)
+        final = dest / ARCHIVE_NAME
+        os.replace(downloaded, final)
+        return final
+    finally:  # whatever happened, no partial file stays behind
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,8 +175,8 @@ def check_archive(path: Path, required: tuple[str, ...] = REQUIRED_MEMBERS) -> l
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
             bad = zf.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as err:
-        raise DatasetError(f"{path} is not a readable zip ({err}): the download was probably cut short. "
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as err:  # zlib.error: damaged compressed data
+        raise DatasetError(f"{path} is not a readable zip ({err}): the download was probably cut short or damaged. "
                            "Delete it and download it again.") from None
     if bad is not None:
         raise DatasetError(f"{path} is corrupt (member {bad!r} fails its CRC check). Delete it and download it again.")
@@ -178,10 +198,7 @@ def safe_extract(archive: Path, dest: Path, members: list[str] | None = None) ->
         for info in zf.infolist():
             if members is not None and info.filename not in members:
                 continue
-            if not _safe_member(info.filename):
-                raise DatasetError(f"{archive} member {info.filename!r} would be written outside {dest}; refusing.")
-            target = (dest / info.filename).resolve()
-            if dest not in target.parents and target != dest:
+            if not _safe_member(info.filename) or not (dest / info.filename).resolve().is_relative_to(dest):
                 raise DatasetError(f"{archive} member {info.filename!r} would be written outside {dest}; refusing.")
             zf.extract(info, dest)
 

@@ -15,9 +15,10 @@ from PIL import Image, ImageFile
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated JPEG is an error, not a grey half-picture
 Image.MAX_IMAGE_PIXELS = 200_000_000  # big camera photos are fine; decompression bombs are not
 
+SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I"}  # Pillow opens 16-bit grayscale as I;16 (older versions: I)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 CLASSES = ("cat", "dog")  # index = label: 0 = cat, 1 = dog (Kaggle's label is P(dog))
-_LABELLED = re.compile(r"^(cat|dog)\.(\d+)\.[A-Za-z]+$")
+_LABELLED = re.compile(r"(cat|dog)\.([0-9]+)\.[A-Za-z]+\Z")  # [0-9], not \d ("٣"); \Z, not $ ("\n")
 
 
 class UnreadableImage(Exception):
@@ -40,7 +41,8 @@ def image_id(name: str) -> str:
 def numeric_sort_key(name: str) -> tuple:
     """Sort ``2.jpg`` before ``10.jpg``, as Kaggle's submission does; non-numeric ids go last."""
     stem = image_id(name)
-    return (0, int(stem), "") if stem.isdigit() else (1, 0, stem)
+    numeric = stem.isascii() and stem.isdigit()  # "²".isdigit() is True, but int("²") fails
+    return (0, int(stem), "") if numeric else (1, 0, stem)
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -61,7 +63,7 @@ def list_labelled(folder: Path) -> tuple[list[Path], np.ndarray]:
 def read_rgb(path: Path, size: int) -> np.ndarray:
     """Decode any picture to an RGB ``size``x``size`` uint8 array (H, W, 3).
 
-    Grayscale, palette, RGBA and CMYK files are converted to RGB; very large JPEGs are decoded at a
+    Grayscale (8 or 16 bits), palette, RGBA and CMYK files are converted to RGB; very large JPEGs are decoded at a
     reduced scale first (``draft``), which is much faster and loses nothing at 224 pixels.
     Raises :class:`UnreadableImage` with the reason for empty, truncated or non-image files.
     """
@@ -71,6 +73,8 @@ def read_rgb(path: Path, size: int) -> np.ndarray:
             raise UnreadableImage("the file is empty")
         with Image.open(path) as img:
             img.draft("RGB", (size, size))
+            if img.mode in SIXTEEN_BIT:  # 16-bit grayscale PNG: convert("RGB") would clip it to white
+                img = Image.fromarray((np.asarray(img, dtype=np.float32) / 257).clip(0, 255).astype(np.uint8))
             if img.mode in ("RGBA", "LA", "P", "PA"):  # transparent pixels become white, not black
                 img = img.convert("RGBA")
                 background = Image.new("RGBA", img.size, (255, 255, 255, 255))

@@ -138,4 +138,6 @@ def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, 
     rows = np.arange(len(cache))
     probs = np.full(len(cache), 0.5)
     probs[cache.ok] = predict_probs(model, eval_loader(cache, rows, batch_size=batch_size), device, precision, flip_tta)
+    if not cache.ok.all():
+        print(f"{int((~cache.ok).sum())} unreadable file(s), named in the warning above, get P(dog) = 0.5.")
     return write_submission([image_id(n) for n in cache.names], probs, out, clip)

@@ -1,0 +1,525 @@
+"""Benchmark: the blog's training pipeline against ours, in one run, same machine, same photos.
+
+What it measures, and why
+-------------------------
+The tutorial claims its pipeline trains the blog's Linformer-ViT several times faster on a small
+CPU. This script puts a number on that claim, measured rather than remembered:
+
+1. **The blog's pipeline**, reproduced faithfully: a ``Dataset`` that opens every JPEG with PIL in
+   every epoch and applies the blog's transforms (``Resize((224, 224))``, ``RandomResizedCrop(224)``,
+   ``RandomHorizontalFlip()``, ``ToTensor()``), a ``DataLoader`` with batch 64, shuffling and no
+   workers, fp32, the seed model (``catsdogs.model.build_model()``), Adam at 3e-5, plain
+   cross-entropy and the blog's loop (forward, loss, zero_grad, backward, step, accumulate
+   ``acc``/``loss``). Training images/s over N batches after 2 warm-up batches.
+2. **Our pipeline**: exactly the code a learner runs. Notebooks 01, 02 and 04 are executed headless
+   (``catsdogs.run.run_notebooks``) for one epoch of the modern recipe; ``train_img_s`` and
+   ``epoch_s`` come from the run's ``history.json``. Also the peak resident memory of the training
+   kernel and the size of the decode-once cache on disk.
+3. **Inference**: ``catsdogs.predict.predict_probs`` on the archive's test photos through the
+   decode-once cache (timed once the cache is built; its one-time build is reported apart), against
+   the blog-style loop (PIL per photo, fp32, batch 64, ``model.eval()``, ``torch.no_grad()`` but no
+   ``inference_mode``), and the time for Kaggle's 12,500 test photos extrapolated from the rate.
+
+Both pipelines train on the same photos: the training subset of the split notebook 02 writes.
+The last line printed is one JSON object with every figure, for scripts and the README.
+
+Usage::
+
+    python scripts/benchmark.py --quick                 # under 5 minutes: a smoke run
+    python scripts/benchmark.py --archive PATH.zip      # one full epoch of each pipeline
+
+Without ``--archive`` the competition archive in ``data/`` is used, or else a generated DEMO archive
+(synthetic pictures: the figures then say little about the real photos, and the output says so).
+Work files go to ``--bench-dir`` (default ``data/bench``): extracted photos, caches and checkpoints
+of the benchmark, never those of ``data/kaggle``. Extraction and caches are reused by later runs
+(``--fresh`` rebuilds them); the benchmark's checkpoints are deleted before each run so notebook 04
+never resumes an earlier one. Run it on an otherwise idle machine: every figure is a wall-clock rate.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.utils.data import DataLoader, Dataset  # noqa: E402
+from torchvision import transforms  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from catsdogs.config import ARCHIVE_NAME, Workspace, profile, workspace  # noqa: E402
+
+KAGGLE_TEST_PHOTOS = 12_500
+EPOCH_PHOTOS = 20_000  # the blog's training split of the 25,000 labelled photos
+MARKER = ".catsdogs-benchmark"
+BLOG_BATCH = 64
+BLOG_LR = 3e-5
+BLOG_SEED = 42
+
+
+# ---------------------------------------------------------------------------------------------
+# The machine
+# ---------------------------------------------------------------------------------------------
+def cpu_model() -> str:
+    """The CPU's name from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def load_average() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+def warn_if_busy(when: str) -> None:
+    """Wall-clock rates mean nothing on a busy machine: say so when the load is high."""
+    load, cores = load_average(), os.cpu_count() or 1
+    if load > 0.5 * cores:
+        print(f"WARNING ({when}): load average {load:.1f} on {cores} cores: the machine is busy, these "
+              "figures are NOT representative. Run again on an idle machine.", flush=True)
+
+
+def banner(text: str) -> None:
+    line = "!" * 100
+    print(f"\n{line}\n{text}\n{line}\n", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Archive and work folder
+# ---------------------------------------------------------------------------------------------
+def default_archive() -> Path | None:
+    """The competition archive in the repository's ``data/`` (or ``data/kaggle/``), if any."""
+    for candidate in (REPO / "data" / ARCHIVE_NAME, REPO / "data" / "kaggle" / ARCHIVE_NAME):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def demo_archive(bench_dir: Path) -> Path:
+    """A generated Kaggle-layout archive (synthetic pictures), big enough for 20 blog batches."""
+    from catsdogs.download import make_demo_archive
+
+    path = bench_dir / "generated-demo" / ARCHIVE_NAME
+    if not path.exists():
+        print(f"generating a demo archive at {path} ...", flush=True)
+        make_demo_archive(path, per_class=1500, n_test=512, size=160)
+    return path
+
+
+def prepare_bench_dir(bench_dir: Path, fresh: bool) -> Path:
+    """Create (or reuse) the benchmark's own data folder. A non-empty folder that the benchmark did
+    not create is refused: the benchmark deletes checkpoints in it, and must never touch
+    ``data/kaggle`` of a real training run."""
+    bench_dir = bench_dir.expanduser().resolve()
+    if bench_dir.exists() and any(bench_dir.iterdir()) and not (bench_dir / MARKER).exists():
+        raise SystemExit(f"error: {bench_dir} is not empty and was not made by this benchmark; "
+                         "choose another --bench-dir.")
+    if fresh:
+        for child in ("kaggle", "demo", "runs"):
+            shutil.rmtree(bench_dir / child, ignore_errors=True)
+    bench_dir.mkdir(parents=True, exist_ok=True)
+    (bench_dir / MARKER).write_text("work folder of scripts/benchmark.py; safe to delete\n")
+    return bench_dir
+
+
+def set_environment(bench_dir: Path, archive: Path, limit_train: int) -> dict[str, str]:
+    """The variables the notebooks read: no stray ``CATSDOGS_*`` override from the caller's shell,
+    the full profile, the modern recipe, one epoch, and this archive in the benchmark's folder."""
+    for key in [k for k in os.environ if k.startswith("CATSDOGS_")]:
+        del os.environ[key]
+    settings = {"CATSDOGS_DATA": str(bench_dir), "CATSDOGS_ARCHIVE": str(archive), "CATSDOGS_PROFILE": "full",
+                "CATSDOGS_RECIPE": "modern", "CATSDOGS_EPOCHS": "1"}
+    if limit_train:
+        settings["CATSDOGS_LIMIT_TRAIN"] = str(limit_train)
+    os.environ.update(settings)
+    return settings
+
+
+def inside(path: Path, folder: Path) -> bool:
+    return folder.resolve() in path.resolve().parents
+
+
+# ---------------------------------------------------------------------------------------------
+# Our pipeline: the notebooks, headless
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Stage:
+    seconds: float
+    peak_rss_mb: float
+
+
+RUN_CODE = ("import sys; from catsdogs.run import run_notebooks; "
+            "run_notebooks(sys.argv[2:], out_dir=sys.argv[1])")
+
+
+def run_stage(only: list[str], out_dir: Path) -> Stage:
+    """Run notebooks with ``catsdogs.run.run_notebooks`` in a child process and return its wall time
+    and peak RSS.
+
+    The kernel is a child of that process, which waits for it; ``os.wait4`` then returns the same
+    accounting as ``getrusage(RUSAGE_CHILDREN)`` (the largest resident set of the process and its
+    waited-for descendants) but for this stage alone, so the kernel of notebook 02, which maps the
+    whole cache while it writes it, does not count as the training kernel.
+    """
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", RUN_CODE, str(out_dir), *only], cwd=REPO, env=env)
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"error: notebook(s) {', '.join(only)} failed (exit {proc.returncode}); "
+                         f"the executed notebook with the error is in {out_dir}.")
+    return Stage(seconds, usage.ru_maxrss / 1024)  # ru_maxrss is in KiB on Linux
+
+
+def run_dir(ws: Workspace) -> Path:
+    return ws.checkpoint_dir / f"modern-{profile()}"
+
+
+def read_history(ws: Workspace) -> dict:
+    """The last row of the run's history.json (notebook 04 writes one row per epoch)."""
+    path = run_dir(ws) / "history.json"
+    if not path.exists():
+        raise SystemExit(f"error: notebook 04 wrote no {path}.")
+    return json.loads(path.read_text())[-1]
+
+
+def our_precision() -> str:
+    from catsdogs.training import TrainConfig, pick_device, pick_precision
+
+    return pick_precision(pick_device(), TrainConfig.from_env().precision)
+
+
+def cache_bytes(ws: Workspace) -> int:
+    return sum(f.stat().st_size for f in ws.cache_dir.glob("*.npy"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The blog's pipeline, reproduced
+# ---------------------------------------------------------------------------------------------
+BLOG_TRAIN_TRANSFORMS = transforms.Compose([
+    transforms.Resize((224, 224)),
+    transforms.RandomResizedCrop(224),
+    transforms.RandomHorizontalFlip(),
+    transforms.ToTensor(),
+])
+BLOG_TEST_TRANSFORMS = transforms.Compose([
+    transforms.Resize(256),
+    transforms.CenterCrop(224),
+    transforms.ToTensor(),
+])
+
+
+class CatsDogsDataset(Dataset):
+    """The blog's dataset: every item opens and decodes its JPEG again, label from the file name."""
+
+    def __init__(self, file_list: list[str], transform=None):
+        self.file_list = file_list
+        self.transform = transform
+
+    def __len__(self) -> int:
+        self.filelength = len(self.file_list)
+        return self.filelength
+
+    def __getitem__(self, idx: int):
+        img_path = self.file_list[idx]
+        img = Image.open(img_path)
+        if img.mode != "RGB":  # not in the blog, which would fail to batch a grayscale photo
+            img = img.convert("RGB")
+        img_transformed = self.transform(img)
+        label = img_path.split("/")[-1].split(".")[0]
+        label = 1 if label == "dog" else 0
+        return img_transformed, label
+
+
+def blog_train_files(ws: Workspace) -> list[str]:
+    """The training photos of the split notebook 02 wrote: the same photos our pipeline trains on."""
+    from catsdogs.cache import load_split
+
+    split = load_split(ws)
+    return [str(ws.train_dir / name) for name in split[split.subset == "train"].file]
+
+
+def endless(loader: DataLoader):
+    """Batches of one epoch after another (a small demo set has fewer batches than asked for)."""
+    while True:
+        yield from loader
+
+
+def blog_train(files: list[str], n_batches: int | None, warmup: int = 2) -> tuple[float, int]:
+    """The blog's training loop; images/s over ``n_batches`` batches after ``warmup`` batches
+    (``None``: the rest of one epoch). Returns (images/s, images timed)."""
+    from catsdogs.model import build_model
+
+    torch.manual_seed(BLOG_SEED)
+    device = "cpu"
+    train_loader = DataLoader(dataset=CatsDogsDataset(files, transform=BLOG_TRAIN_TRANSFORMS),
+                              batch_size=BLOG_BATCH, shuffle=True)
+    model = build_model().to(device)
+    criterion = nn.CrossEntropyLoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=BLOG_LR)
+    if n_batches is None:
+        n_batches = max(1, len(train_loader) - warmup)
+    model.train()
+    epoch_loss, epoch_accuracy, timed, start = 0, 0, 0, time.perf_counter()
+    bar = tqdm(itertools.islice(endless(train_loader), warmup + n_batches), total=warmup + n_batches,
+               desc="blog training", unit="batch")
+    for i, (data, label) in enumerate(bar):
+        data = data.to(device)
+        label = label.to(device)
+        output = model(data)
+        loss = criterion(output, label)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        acc = (output.argmax(dim=1) == label).float().mean()
+        epoch_accuracy += acc / len(train_loader)
+        epoch_loss += loss / len(train_loader)
+        if i + 1 == warmup:
+            start = time.perf_counter()
+        elif i + 1 > warmup:
+            timed += len(label)
+    return timed / (time.perf_counter() - start), timed
+
+
+def blog_predict(model: nn.Module, files: list[str]) -> float:
+    """Blog-style inference (PIL per photo, fp32, batch 64, eval mode, no_grad); images/s after one
+    warm-up batch."""
+    def run(subset: list[str], desc: str | None) -> None:
+        loader = DataLoader(CatsDogsDataset(subset, transform=BLOG_TEST_TRANSFORMS), batch_size=BLOG_BATCH,
+                            shuffle=False)
+        probs = []
+        with torch.no_grad():
+            for data, _ in tqdm(loader, desc=desc, unit="batch", disable=desc is None):
+                output = model(data)
+                probs.append(output.softmax(dim=1)[:, 1])
+        torch.cat(probs).numpy()
+
+    model.eval()
+    run(files[:BLOG_BATCH], None)
+    start = time.perf_counter()
+    run(files, "blog inference")
+    return len(files) / (time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------------------------------------
+# Our inference
+# ---------------------------------------------------------------------------------------------
+def trained_model(ws: Workspace) -> tuple[nn.Module, str]:
+    """The model the benchmark's notebook 04 run saved, or a freshly built one."""
+    from catsdogs.model import build_model
+    from catsdogs.predict import load_model
+
+    checkpoint = run_dir(ws) / "last.pt"
+    if checkpoint.exists():
+        return load_model(checkpoint, torch.device("cpu"))[0], str(checkpoint)
+    return build_model().eval(), "freshly built (no checkpoint)"
+
+
+def our_predict(model: nn.Module, cache, n_photos: int, precision: str) -> float:
+    """``predict_probs`` through the decode-once cache as notebook 05 calls it (batch 256, no flip
+    TTA); images/s after a warm-up batch."""
+    from catsdogs.predict import eval_loader, predict_probs
+
+    rows = np.flatnonzero(cache.ok)[:n_photos]
+    device = torch.device("cpu")
+    predict_probs(model, eval_loader(cache, rows[:256]), device, precision, desc="warm-up")
+    start = time.perf_counter()
+    predict_probs(model, eval_loader(cache, rows), device, precision, desc="our inference")
+    return len(rows) / (time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+def table(rows: list[tuple[str, str, str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = []
+    for k, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))))
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--archive", type=Path, help="a Kaggle-layout competition zip (default: the one in data/, "
+                                                     "else a generated DEMO archive)")
+    parser.add_argument("--quick", action="store_true", help="small limits, under 5 minutes: 20 blog batches, "
+                                                             "2,560 training photos, 1,024 test photos")
+    parser.add_argument("--bench-dir", type=Path, default=REPO / "data" / "bench",
+                        help="the benchmark's own data folder (default: data/bench)")
+    parser.add_argument("--fresh", action="store_true", help="re-extract the photos and rebuild the caches")
+    parser.add_argument("--blog-batches", type=int, help="blog batches timed after 2 warm-up batches "
+                                                         "(default: 20 with --quick, else the rest of one epoch)")
+    parser.add_argument("--limit-train", type=int, help="CATSDOGS_LIMIT_TRAIN for notebook 04 "
+                                                        "(default: 2560 with --quick, else all)")
+    parser.add_argument("--predict-photos", type=int, help="test photos to predict (default: 1024 with --quick, "
+                                                           "else all)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    blog_batches = args.blog_batches or (20 if args.quick else None)
+    limit_train = args.limit_train if args.limit_train is not None else (2560 if args.quick else 0)
+    predict_photos = args.predict_photos or (1024 if args.quick else 0)
+    started = time.perf_counter()
+    load_start = load_average()
+    warn_if_busy("start")
+
+    bench_dir = prepare_bench_dir(args.bench_dir, args.fresh)
+    archive = args.archive or default_archive()
+    demo = archive is None
+    if demo:
+        archive = demo_archive(bench_dir)
+        banner(f"NO ARCHIVE GIVEN AND NONE IN {REPO / 'data'}: USING A GENERATED DEMO ARCHIVE ({archive}).\n"
+               "Synthetic pictures, not the Kaggle photos: these figures say little about the real pipeline.\n"
+               "Pass --archive PATH/dogs-vs-cats-redux-kernels-edition.zip for the real benchmark.")
+    archive = archive.expanduser().resolve()
+    if not archive.is_file():
+        raise SystemExit(f"error: no archive at {archive}")
+    settings = set_environment(bench_dir, archive, limit_train)
+    print(f"archive: {archive}\nbench folder: {bench_dir}\nnotebook environment: {settings}", flush=True)
+    out_dir = bench_dir / "runs"
+
+    # Our pipeline, part 1: notebooks 01 (extract) and 02 (split, decode-once cache).
+    print("\n== our pipeline: notebooks 01 and 02 (extraction and cache are reused when an earlier run made them)", flush=True)
+    prep = run_stage(["01", "02"], out_dir)
+    ws = workspace()
+    if not inside(ws.root, bench_dir):
+        raise SystemExit(f"error: the notebooks used {ws.root}, outside {bench_dir}.")
+    counts = json.loads((ws.root / ".extracted").read_text())
+    print(f"photos: {counts['train']} labelled, {counts['test']} test ({ws.root})", flush=True)
+
+    # The blog's pipeline, on the training photos of that split.
+    files = blog_train_files(ws)
+    print(f"\n== the blog's pipeline: {len(files)} training photos, batch {BLOG_BATCH}, fp32, no workers", flush=True)
+    blog_img_s, blog_timed = blog_train(files, blog_batches)
+    blog_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"blog: {blog_img_s:.1f} img/s over {blog_timed} photos", flush=True)
+
+    # Our pipeline, part 2: notebook 04, one epoch from scratch.
+    shutil.rmtree(ws.checkpoint_dir, ignore_errors=True)  # inside the benchmark's folder: never resume
+    print("\n== our pipeline: notebook 04, one epoch (its progress bar is inside the notebook)", flush=True)
+    train = run_stage(["04"], out_dir)
+    history = read_history(ws)
+    precision = our_precision()
+    print(f"ours: {history['train_img_s']:.1f} img/s, epoch {history['epoch_s']:.0f} s (with validation)", flush=True)
+
+    # Inference: ours through the decode-once cache, then the blog's.
+    from catsdogs.cache import test_cache
+
+    print("\n== inference", flush=True)
+    cached_before = (ws.cache_dir / "test_224.npy").exists()
+    start = time.perf_counter()
+    tests = test_cache(ws)
+    test_cache_s = time.perf_counter() - start
+    model, model_source = trained_model(ws)
+    n_predict = min(predict_photos or len(tests), int(tests.ok.sum()))
+    predict_img_s = our_predict(model, tests, n_predict, precision)
+    test_files = [str(ws.test_dir / tests.names[i]) for i in np.flatnonzero(tests.ok)[:n_predict]]
+    blog_predict_img_s = blog_predict(model, test_files)
+    cache_gb = cache_bytes(ws) / 1e9
+    warn_if_busy("end")
+
+    train_img_s = history["train_img_s"]
+    decode_s = 0.0 if cached_before else test_cache_s / max(1, len(tests))
+    result = {
+        "archive": str(archive), "demo": demo, "quick": args.quick,
+        "photos": {"train_split": len(files), "trained_ours": min(limit_train or len(files), len(files)),
+                   "test": len(tests), "predicted": n_predict},
+        "blog_train_img_s": round(blog_img_s, 2), "train_img_s": round(train_img_s, 2),
+        "speedup": round(train_img_s / blog_img_s, 2),
+        "epoch_s_per_20000": {"blog": round(EPOCH_PHOTOS / blog_img_s, 1), "ours": round(EPOCH_PHOTOS / train_img_s, 1)},
+        "epoch_s": round(history["epoch_s"], 1),
+        "predict_img_s": round(predict_img_s, 2), "blog_predict_img_s": round(blog_predict_img_s, 2),
+        "predict_speedup": round(predict_img_s / blog_predict_img_s, 2),
+        "predict_s_12500_extrapolated": {"ours": round(KAGGLE_TEST_PHOTOS / predict_img_s, 1),
+                                         "ours_with_decode_once": round(KAGGLE_TEST_PHOTOS * (1 / predict_img_s + decode_s), 1)
+                                         if not cached_before else None,
+                                         "blog": round(KAGGLE_TEST_PHOTOS / blog_predict_img_s, 1)},
+        "test_cache_s": round(test_cache_s, 1), "test_cache_reused": cached_before,
+        "peak_rss_mb": round(train.peak_rss_mb), "prep_peak_rss_mb": round(prep.peak_rss_mb),
+        "blog_process_peak_rss_mb": round(blog_rss_mb),
+        "cache_gb": round(cache_gb, 3), "prep_s": round(prep.seconds, 1), "notebook04_s": round(train.seconds, 1),
+        "precision": {"blog": "fp32", "ours": precision},
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "torch": torch.__version__, "python": platform.python_version(),
+                    "load_avg_start": round(load_start, 2), "load_avg_end": round(load_average(), 2)},
+        "model": model_source, "total_s": round(time.perf_counter() - started, 1),
+    }
+    print_report(result)
+    print(json.dumps(result))
+    return 0
+
+
+def print_report(r: dict) -> None:
+    m, e, p = r["machine"], r["epoch_s_per_20000"], r["predict_s_12500_extrapolated"]
+    print("\n" + "=" * 100)
+    if r["demo"]:
+        print("DEMO ARCHIVE (synthetic pictures): NOT the Kaggle photos. Figures below are for checking the script only.")
+    print(f"machine: {m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads, torch {m['torch']}, "
+          f"Python {m['python']}; load average {m['load_avg_start']} at start, {m['load_avg_end']} at end")
+    print(f"archive: {r['archive']}  ({r['photos']['train_split']} training photos in the split, "
+          f"{r['photos']['test']} test photos){'  [--quick]' if r['quick'] else ''}\n")
+    rows = [("", "blog", "ours"),
+            ("precision", r["precision"]["blog"], r["precision"]["ours"]),
+            ("photos", "PIL decode, every epoch", "decode-once uint8 cache"),
+            ("training images/s", fmt(r["blog_train_img_s"]), fmt(r["train_img_s"])),
+            ("training speed-up", "1.0x", f"{r['speedup']:.2f}x"),
+            ("s per 20,000-photo epoch (training only)", fmt(e["blog"], 0), fmt(e["ours"], 0)),
+            ("measured epoch s (notebook 04, with validation)", "-", fmt(r["epoch_s"], 0)),
+            ("peak RSS MB", f"{r['blog_process_peak_rss_mb']:,} (process)", f"{r['peak_rss_mb']:,} (kernel)"),
+            ("inference images/s", fmt(r["blog_predict_img_s"]), fmt(r["predict_img_s"])),
+            ("inference speed-up", "1.0x", f"{r['predict_speedup']:.2f}x"),
+            ("12,500 test photos, s (EXTRAPOLATED)", fmt(p["blog"], 0), fmt(p["ours"], 0)),
+            ]
+    if p["ours_with_decode_once"] is not None:
+        rows.append(("  same, counting the one-time decode (EXTRAPOLATED)", fmt(p["blog"], 0), fmt(p["ours_with_decode_once"], 0)))
+    print(table(rows))
+    print(f"\nours, one-time costs: notebooks 01+02 {r['prep_s']:.0f} s (extraction + decode-once cache; only kernel "
+          f"start-ups when reused), peak RSS {r['prep_peak_rss_mb']:,} MB; test cache {r['test_cache_s']:.1f} s "
+          f"({'reused' if r['test_cache_reused'] else 'built'}); cache on disk {r['cache_gb']:.2f} GB")
+    print(f"blog: training rate after 2 warm-up batches; ours: notebook 04's whole epoch "
+          f"({r['photos']['trained_ours']} photos, first batches included); inference on {r['photos']['predicted']} "
+          f"test photos with {r['model']}; total {r['total_s']:.0f} s")
+    print("=" * 100)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Hostile and broken archives: refused or named before anything is used, and nothing written
+outside the data folder; extraction runs once; an interrupted write never looks complete."""
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import catsdogs.download as download
+from catsdogs.config import ARCHIVE_NAME, Workspace
+from catsdogs.download import (DatasetError, check_archive, extract_competition, make_demo_archive, prepare_dataset,
+                               safe_extract)
+from conftest import zip_with
+
+ESCAPING = ["../../../evil.txt", "train/../../../../evil.txt", "..\\..\\..\\evil.txt", "/tmp/catsdogs-evil/evil.txt"]
+
+
+def _kaggle_members(archive: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(archive) as zf:
+        return {name: zf.read(name) for name in zf.namelist()}
+
+
+def _workspace(tmp_path: Path) -> Workspace:
+    return Workspace(tmp_path / "data" / "kaggle", is_demo=False)
+
+
+def _evil_files(tmp_path: Path) -> list[Path]:
+    return list(tmp_path.rglob("evil.txt")) + list(Path("/tmp/catsdogs-evil").glob("*"))
+
+
+@pytest.mark.parametrize("member", ESCAPING)
+def test_outer_members_escaping_the_folder_are_refused(tmp_path, demo_archive, member):
+    archive = zip_with(tmp_path / ARCHIVE_NAME, {**_kaggle_members(demo_archive), member: b"pwned"})
+    ws = _workspace(tmp_path)
+    with pytest.raises(DatasetError, match="outside the data folder") as err:
+        extract_competition(archive, ws)
+    assert repr(member) in str(err.value)
+    assert _evil_files(tmp_path) == [] and not ws.train_dir.exists()
+
+
+@pytest.mark.parametrize("member", ESCAPING)
+def test_inner_members_escaping_the_folder_are_refused(tmp_path, demo_archive, member):
+    """The nested train.zip is checked as carefully as the outer archive."""
+    members = _kaggle_members(demo_archive)
+    inner = zip_with(tmp_path / "train.zip", {"train/cat.0.jpg": b"x", member: b"pwned"})
+    archive = zip_with(tmp_path / ARCHIVE_NAME, {**members, "train.zip": inner.read_bytes()})
+    with pytest.raises(DatasetError, match="outside the data folder"):
+        extract_competition(archive, _workspace(tmp_path))
+    assert _evil_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("member", ESCAPING)
+def test_safe_extract_refuses_on_its_own(tmp_path, member):
+    """safe_extract does not rely on check_archive having run first."""
+    archive = zip_with(tmp_path / "hostile.zip", {"fine.txt": b"ok", member: b"pwned"})
+    with pytest.raises(DatasetError, match="would be written outside"):
+        safe_extract(archive, tmp_path / "data" / "x" / "y")
+    assert _evil_files(tmp_path) == []
+
+
+def test_a_truncated_archive_is_named_before_use(tmp_path, monkeypatch, demo_archive):
+    monkeypatch.setenv("CATSDOGS_PROFILE", "full")
+    cut = tmp_path / ARCHIVE_NAME
+    cut.write_bytes(demo_archive.read_bytes()[: demo_archive.stat().st_size // 2])
+    with pytest.raises(DatasetError, match="not a readable zip.*cut short") as err:
+        prepare_dataset(archive=cut)
+    assert str(cut) in str(err.value)
+    assert not (tmp_path / "data" / "kaggle" / "train").exists()
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_a_corrupt_archive_is_named_before_use(tmp_path, demo_archive, compression):
+    """One damaged byte inside a member: caught by its CRC (stored) or by zlib (deflated)."""
+    archive = tmp_path / ARCHIVE_NAME
+    with zipfile.ZipFile(archive, "w", compression) as zf:
+        for name, data in _kaggle_members(demo_archive).items():
+            zf.writestr(name, data)
+    with zipfile.ZipFile(archive) as zf:
+        info = zf.getinfo("test.zip")
+    raw = bytearray(archive.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26: info.header_offset + 30])
+    raw[info.header_offset + 30 + name_len + extra_len + info.compress_size // 2] ^= 0xFF
+    archive.write_bytes(bytes(raw))
+    ws = _workspace(tmp_path)
+    with pytest.raises(DatasetError, match=rf"{ARCHIVE_NAME}.*(corrupt|not a readable zip)") as err:
+        extract_competition(archive, ws)
+    assert "download it again" in str(err.value)
+    assert not ws.train_dir.exists() and not ws.sample_submission.exists()
+
+
+def test_missing_members_are_named(tmp_path, demo_archive):
+    members = _kaggle_members(demo_archive)
+    del members["test.zip"]
+    archive = zip_with(tmp_path / ARCHIVE_NAME, members)
+    with pytest.raises(DatasetError, match="is missing test.zip"):
+        extract_competition(archive, _workspace(tmp_path))
+
+
+def test_extracting_twice_is_a_no_op(tmp_path, monkeypatch, demo_archive):
+    archive = Path(shutil.copy(demo_archive, tmp_path / ARCHIVE_NAME))
+    ws = extract_competition(archive, _workspace(tmp_path))
+    watched = [ws.root / ".extracted", ws.sample_submission, *sorted(ws.train_dir.iterdir())[:3]]
+    before = [p.stat().st_mtime_ns for p in watched]
+
+    def must_not_extract(*args, **kwargs):
+        raise AssertionError("extracted again")
+
+    monkeypatch.setattr(download, "safe_extract", must_not_extract)
+    assert extract_competition(archive, ws) == ws
+    assert [p.stat().st_mtime_ns for p in watched] == before
+
+
+def test_an_interrupted_re_extraction_is_redone_not_trusted(tmp_path, monkeypatch, demo_archive):
+    """A new archive (re-downloaded) is extracted again; if that is cut short, the old
+    "extracted" marker must already be gone, so the half-replaced folder is never used."""
+    archive = Path(shutil.copy(demo_archive, tmp_path / ARCHIVE_NAME))
+    ws = extract_competition(archive, _workspace(tmp_path))
+    archive.touch()
+    real = download.safe_extract
+
+    def dies_on_test_zip(zip_path, dest, members=None):
+        if Path(zip_path).name == "test.zip":
+            raise KeyboardInterrupt  # the user stops the cell, or the machine goes down, half way
+        return real(zip_path, dest, members)
+
+    monkeypatch.setattr(download, "safe_extract", dies_on_test_zip)
+    with pytest.raises(KeyboardInterrupt):
+        extract_competition(archive, ws)
+    assert not (ws.root / ".extracted").exists()
+    monkeypatch.setattr(download, "safe_extract", real)
+    extract_competition(archive, ws)
+    assert len(list(ws.test_dir.iterdir())) == 8
+    assert json.loads((ws.root / ".extracted").read_text())["test"] == 8
+
+
+def test_an_interrupted_archive_write_never_looks_complete(tmp_path, monkeypatch):
+    path = tmp_path / ARCHIVE_NAME
+    real = zipfile.ZipFile.writestr
+
+    def dies_on_test_zip(self, name, data, *args, **kwargs):
+        if name == "test.zip":
+            raise KeyboardInterrupt
+        return real(self, name, data, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", dies_on_test_zip)
+    with pytest.raises(KeyboardInterrupt):
+        make_demo_archive(path, per_class=2, n_test=2, size=32)
+    assert not path.exists()
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", real)
+    assert check_archive(make_demo_archive(path, per_class=2, n_test=2, size=32))
