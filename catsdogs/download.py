@@ -352,6 +352,8 @@ def prepare_dataset(archive: Path | str | None = None, download: bool = True) ->
             found = download_competition(data_dir())
         if found is not None:
             return extract_competition(found, kaggle_workspace())
+        if (kaggle_workspace().root / ".extracted").exists():  # extracted earlier, archive since moved
+            return kaggle_workspace()
         print(f"No {ARCHIVE_NAME} in {data_dir()} and no Kaggle credentials: using the generated DEMO archive "
               "(synthetic pictures). See notebook 01 or the README for the real data.")
     ws = demo_workspace()

@@ -118,6 +118,16 @@ def validate_submission(path: Path, expected_ids: list[str] | None = None) -> in
     return len(seen)
 
 
+def predict_cache(model: nn.Module, cache: ImageCache, device: torch.device, precision: str,
+                  flip_tta: bool = False, batch_size: int = 256) -> np.ndarray:
+    """P(dog) for every row of a cache, in its order; 0.5 (the label that costs least when we know
+    nothing) for files that could not be read, so a submission is never short."""
+    probs = np.full(len(cache), 0.5)
+    loader = eval_loader(cache, np.arange(len(cache)), batch_size=batch_size)
+    probs[cache.ok] = predict_probs(model, loader, device, precision, flip_tta)
+    return probs
+
+
 def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, flip_tta: bool = True,
                    clip: float = 0.0, cache_dir: Path | None = None, batch_size: int = 256) -> Path:
     """Write ``id,label`` (label = P(dog)) for every picture in ``images_dir``.
@@ -135,9 +145,7 @@ def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, 
     cache = build_cache(files, cache_dir / f"{Path(images_dir).resolve().name}_224.npy", 224)
     if not cache.ok.any():
         raise RuntimeError(f"None of the {len(files)} files in {images_dir} could be read as a picture.")
-    rows = np.arange(len(cache))
-    probs = np.full(len(cache), 0.5)
-    probs[cache.ok] = predict_probs(model, eval_loader(cache, rows, batch_size=batch_size), device, precision, flip_tta)
+    probs = predict_cache(model, cache, device, precision, flip_tta, batch_size)
     if not cache.ok.all():
         print(f"{int((~cache.ok).sum())} unreadable file(s), named in the warning above, get P(dog) = 0.5.")
     return write_submission([image_id(n) for n in cache.names], probs, out, clip)

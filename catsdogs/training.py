@@ -202,3 +202,13 @@ def epoch_line(row: dict) -> str:
     """The familiar log line of the blog's notebook."""
     return (f"Epoch : {row['epoch']} - loss : {row['loss']:.4f} - acc: {row['acc']:.4f} - "
             f"val_loss : {row['val_loss']:.4f} - val_acc: {row['val_acc']:.4f}")
+
+
+def load_histories(checkpoint_dir: Path, profile: str) -> dict[str, list[dict]]:
+    """The saved per-epoch history of each recipe trained in this checkpoint folder, by recipe."""
+    histories = {}
+    for recipe in ("blog", "modern"):
+        path = Path(checkpoint_dir) / f"{recipe}-{profile}" / "history.json"
+        if path.exists():
+            histories[recipe] = json.loads(path.read_text())
+    return histories

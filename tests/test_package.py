@@ -111,3 +111,12 @@ def test_submission_is_sorted_by_numeric_id_and_clipped(tmp_path):
 def test_log_loss_matches_the_definition():
     labels, probs = np.array([1, 0]), np.array([0.8, 0.4])
     assert log_loss(labels, probs) == pytest.approx(-(np.log(0.8) + np.log(0.6)) / 2)
+
+
+def test_extracted_kaggle_data_is_used_once_the_archive_is_gone(monkeypatch, demo_archive, tmp_path):
+    monkeypatch.setenv("CATSDOGS_PROFILE", "full")
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle"))
+    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    ws = prepare_dataset(archive=demo_archive)
+    assert prepare_dataset() == ws and not ws.is_demo
