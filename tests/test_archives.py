@@ -72,9 +72,11 @@ def test_a_truncated_archive_is_named_before_use(tmp_path, monkeypatch, demo_arc
     assert not (tmp_path / "data" / "kaggle" / "train").exists()
 
 
-@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
-def test_a_corrupt_archive_is_named_before_use(tmp_path, demo_archive, compression):
-    """One damaged byte inside a member: caught by its CRC (stored) or by zlib (deflated)."""
+@pytest.mark.parametrize("compression, where", [(zipfile.ZIP_STORED, "middle"), (zipfile.ZIP_DEFLATED, "middle"),
+                                                (zipfile.ZIP_DEFLATED, "start")])
+def test_a_corrupt_archive_is_named_before_use(tmp_path, demo_archive, compression, where):
+    """One damaged byte inside a member: caught by its CRC, or by zlib when the compressed
+    stream itself no longer makes sense (a reserved block type at its start)."""
     archive = tmp_path / ARCHIVE_NAME
     with zipfile.ZipFile(archive, "w", compression) as zf:
         for name, data in _kaggle_members(demo_archive).items():
@@ -83,7 +85,11 @@ def test_a_corrupt_archive_is_named_before_use(tmp_path, demo_archive, compressi
         info = zf.getinfo("test.zip")
     raw = bytearray(archive.read_bytes())
     name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26: info.header_offset + 30])
-    raw[info.header_offset + 30 + name_len + extra_len + info.compress_size // 2] ^= 0xFF
+    start = info.header_offset + 30 + name_len + extra_len
+    if where == "start":
+        raw[start] = 0xFF  # final block, block type 3: "invalid block type"
+    else:
+        raw[start + info.compress_size // 2] ^= 0xFF
     archive.write_bytes(bytes(raw))
     ws = _workspace(tmp_path)
     with pytest.raises(DatasetError, match=rf"{ARCHIVE_NAME}.*(corrupt|not a readable zip)") as err:

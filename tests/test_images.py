@@ -69,7 +69,7 @@ READABLE = {
 }
 
 UNREADABLE = {  # name, bytes, what the reason must say
-    "empty.jpg": (lambda: b"", "empty"),
+    "zero_bytes.jpg": (lambda: b"", "the file is empty"),
     "not_a_picture.jpg": (lambda: b"<html>404 Not Found</html>", "cannot identify"),
     "truncated.jpg": (lambda: _jpeg_bytes(_noise())[:900], "truncated"),
     "bomb.png": (lambda: _png_header_only(30_000, 30_000), "DecompressionBomb"),

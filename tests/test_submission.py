@@ -6,7 +6,7 @@ import string
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from catsdogs.images import CLASSES, image_id, label_from_name, numeric_sort_key
@@ -156,6 +156,8 @@ names = st.one_of(
 
 
 @given(names)
+@example("cat.1.jpg\n")  # `$` would match before a final newline
+@example("dog.٣.jpg")  # `\d` would match any Unicode digit
 def test_anything_else_is_refused_with_its_name(name):
     if _is_labelled(name):
         assert label_from_name(name) == CLASSES.index(name.split(".")[0])
@@ -172,6 +174,7 @@ def test_image_id_is_the_number_of_a_test_photo(folder, number, ext):
 
 
 @given(st.lists(st.integers(0, 10**9), unique=True), st.lists(names))
+@example([2, 10], ["².jpg", "٣.jpg", "x.jpg"])  # "²".isdigit() is True but int("²") fails
 def test_numeric_sort_key_orders_numbers_first_by_value_and_never_fails(numbers, others):
     photos = [f"{n}.jpg" for n in numbers]
     others = [name for name in others if name not in photos]
