@@ -30,7 +30,7 @@ def run_notebooks(only: list[str] | None = None, out_dir: Path | None = None, in
         start = time.time()
         print(f"▶ {path.name} ...", flush=True)
         nb = nbformat.read(path, as_version=4)
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", coalesce_streams=True,
+        client = NotebookClient(nb, timeout=timeout, startup_timeout=300, kernel_name="python3", coalesce_streams=True,
                                 resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
         failed = True
         try:
