@@ -4,8 +4,6 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import torch
-
 from .config import REPO_DIR, SHIPPED_WEIGHTS
 from .training import load_checkpoint, save_checkpoint
 
