@@ -28,15 +28,15 @@ class TrainConfig:
 
     recipe: str = "modern"
     epochs: int = 30
-    batch_size: int = 128
+    batch_size: int = 64
     optimizer: str = "adamw"  # "adam" (blog) or "adamw"
     lr: float = 1e-3
     weight_decay: float = 0.05
     schedule: str = "cosine"  # "constant" (blog) or warm-up then "cosine"
-    warmup_epochs: float = 2.0
+    warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
-    crop_scale: tuple[float, float] = (0.35, 1.0)  # random resized crop: share of the photo kept
-    grad_clip: float = 1.0  # 0 = off
+    crop_scale: tuple[float, float] = (0.6, 1.0)  # random resized crop: share of the photo kept
+    grad_clip: float = 0.0  # clip the gradient norm to this; 0 = off
     seed: int = 42
     precision: str = "auto"  # "auto", "bf16", "fp16" or "fp32"
     num_workers: int = -1  # -1 = sized to the machine
