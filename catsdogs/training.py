@@ -5,6 +5,7 @@ The training loop itself is written out in notebook 04; this module holds what t
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -118,17 +119,30 @@ def num_workers(device: torch.device, requested: int = -1) -> int:
 
 
 def to_model_input(images: torch.Tensor, device: torch.device, precision: str) -> torch.Tensor:
-    """uint8 NCHW batch → normalised float on the device, channels-last in memory.
+    """uint8 NCHW batch → ImageNet-normalised float on the device, channels-last in memory.
 
     Channels-last makes the ViT's patch rearrangement read contiguous runs of pixels: on the
     2-core CPU this alone is worth about 30% of the training step. Under bf16 the bytes go straight
-    to bf16 and are normalised in place there: a quarter of the memory traffic of the fp32 detour.
+    to bf16 (a quarter of the memory traffic of an fp32 detour) and are normalised in place there.
     """
-    images = images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+    images = images.to(device, non_blocking=True)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    mean = (torch.tensor(IMAGENET_MEAN, device=device) * 255).view(1, 3, 1, 1).to(dtype)
-    inv_std = (1 / (torch.tensor(IMAGENET_STD, device=device) * 255)).view(1, 3, 1, 1).to(dtype)
-    return images.to(dtype).sub_(mean).mul_(inv_std)
+    x = torch.empty(images.shape, dtype=dtype, device=device, memory_format=torch.channels_last)
+    scale, shift = _normalisation(device, dtype, *images.shape[-2:])
+    return x.copy_(images).mul_(scale).add_(shift)
+
+
+@functools.lru_cache(maxsize=8)
+def _normalisation(device: torch.device, dtype: torch.dtype, height: int, width: int):
+    """(x / 255 - mean) / std as x * scale + shift, with scale and shift spelled out for every pixel
+    in channels-last order. Broadcasting a (1, 3, 1, 1) mean instead leaves the CPU a vector of only
+    three values to work with: 20 ms per batch of 64 photos here, against 2 ms for this."""
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255
+    full = dict(size=(1, 3, height, width))
+    scale = (1 / std).expand(**full).to(dtype, memory_format=torch.channels_last)
+    shift = (-mean / std).expand(**full).to(dtype, memory_format=torch.channels_last)
+    return scale, shift
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
