@@ -41,6 +41,7 @@ class TrainConfig:
     seed: int = 42
     precision: str = "auto"  # "auto", "bf16", "fp16" or "fp32"
     num_workers: int = -1  # -1 = sized to the machine
+    compile: bool = False  # torch.compile the model (measured slower on the 2-core CPU: see notebook 04)
     limit_train: int = 0  # 0 = all training photos; a number keeps the first N (quick runs)
 
     @classmethod
@@ -75,6 +76,8 @@ class TrainConfig:
             current = getattr(config, field.name)
             if isinstance(current, tuple):
                 overrides[field.name] = tuple(float(v) for v in raw.split(","))
+            elif isinstance(current, bool):  # bool("0") would be True
+                overrides[field.name] = raw.strip().lower() in ("1", "true", "yes", "on")
             else:
                 overrides[field.name] = type(current)(raw)
         return replace(config, **overrides)

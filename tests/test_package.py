@@ -65,14 +65,27 @@ def test_augmented_batches_are_uint8_and_model_input_is_channels_last(monkeypatc
     assert x.dtype == torch.bfloat16 and x.is_contiguous(memory_format=torch.channels_last)
 
 
+def test_model_input_is_imagenet_normalised_in_fp32_and_bf16():
+    photos = torch.randint(0, 256, (3, 3, 32, 48), dtype=torch.uint8)
+    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    expected = (photos.float() / 255 - mean) / std
+    for precision, tolerance in (("fp32", 1e-5), ("bf16", 0.04)):  # bf16 keeps 8 significant bits: 2**-6 at |x| ~ 2
+        x = to_model_input(photos, torch.device("cpu"), precision)
+        assert x.shape == photos.shape and x.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(x.float(), expected, atol=tolerance, rtol=0)
+
+
 def test_recipes_and_environment_overrides(monkeypatch):
     blog = TrainConfig.blog()
     assert (blog.optimizer, blog.lr, blog.schedule, blog.batch_size, blog.epochs) == ("adam", 3e-5, "constant", 64, 20)
     monkeypatch.setenv("CATSDOGS_PROFILE", "full")
     monkeypatch.setenv("CATSDOGS_EPOCHS", "7")
     monkeypatch.setenv("CATSDOGS_CROP_SCALE", "0.5,1")
+    monkeypatch.setenv("CATSDOGS_COMPILE", "0")
     config = TrainConfig.from_env()
-    assert (config.recipe, config.epochs, config.crop_scale) == ("modern", 7, (0.5, 1.0))
+    assert (config.recipe, config.epochs, config.crop_scale, config.compile) == ("modern", 7, (0.5, 1.0), False)
+    monkeypatch.setenv("CATSDOGS_COMPILE", "1")
+    assert TrainConfig.from_env().compile is True
     monkeypatch.setenv("CATSDOGS_RECIPE", "nonsense")
     with pytest.raises(ValueError, match="CATSDOGS_RECIPE"):
         TrainConfig.from_env()
