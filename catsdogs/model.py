@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import torch
 from linformer import Linformer
 from torch import nn
 from vit_pytorch.efficient import ViT
@@ -51,3 +52,55 @@ def build_model(config: ModelConfig = ModelConfig()) -> nn.Module:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def sincos_position_codes(grid: int, dim: int) -> torch.Tensor:
+    """(grid * grid, dim) two-dimensional sine-cosine codes: neighbouring patches get similar
+    vectors, so a dot product between two codes says how close the patches are."""
+    y, x = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+    omega = 1.0 / 10000 ** (torch.arange(dim // 4) / (dim // 4 - 1))
+    y, x = y.flatten()[:, None] * omega, x.flatten()[:, None] * omega
+    return torch.cat((x.sin(), x.cos(), y.sin(), y.cos()), dim=1)
+
+
+@torch.no_grad()
+def mimetic_init_(model: nn.Module, seed: int = 0, alpha: tuple[float, float] = (0.7, 0.4),
+                  beta: tuple[float, float] = (0.7, 0.4)) -> nn.Module:
+    """Start the seed model's attention where trained ViTs end up: looking at nearby patches.
+
+    Mimetic initialisation (Trockman & Kolter, 2023) sets, in every layer and head, the query and
+    key weights so that W_q^T W_k ≈ alpha·Z + beta·I (a token's query matches keys like itself), and
+    the value and output weights so that W_out W_v ≈ alpha'·Z' − beta'·I, with Z, Z' random. With
+    sine-cosine position codes, "like itself" means "close by", so each layer starts out as a soft
+    local filter, the convolution-like bias a ViT otherwise has to learn from data. Linformer's
+    projections ``proj_k`` and ``proj_v`` start as the identity on the 50 tokens (the 14 extra of
+    k = 64 start empty), so the model begins as full attention. Only starting values change: the
+    architecture, the parameter count and everything trained afterwards stay the same.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    tokens, dim = model.pos_embedding.shape[1:]
+    grid = int(round((tokens - 1) ** 0.5))
+    model.pos_embedding.zero_()
+    model.pos_embedding[0, 1:] = sincos_position_codes(grid, dim)
+
+    def factors(scale_random: float, scale_identity: float, rank: int):
+        target = scale_random * torch.randn(dim, dim, generator=generator) / dim ** 0.5 + scale_identity * torch.eye(dim)
+        u, s, vh = torch.linalg.svd(target)
+        return u[:, :rank] * s[:rank].sqrt(), (vh[:rank].T * s[:rank].sqrt()).T  # left @ right ≈ target
+
+    for attention_block, _ in model.transformer.net.layers:
+        attention = attention_block.fn
+        heads, head_dim = attention.heads, attention.dim_head
+        for h in range(heads):
+            rows = slice(h * head_dim, (h + 1) * head_dim)
+            left, right = factors(alpha[0], beta[0], head_dim)
+            attention.to_q.weight[rows] = left.T
+            attention.to_k.weight[rows] = right
+        left, right = factors(alpha[1], -beta[1], dim)
+        attention.to_out.weight.copy_(left)
+        attention.to_v.weight.copy_(right)
+        attention.to_out.bias.zero_()
+        identity = torch.eye(*attention.proj_k.shape)
+        attention.proj_k.copy_(identity)
+        attention.proj_v.copy_(identity)
+    return model

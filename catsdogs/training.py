@@ -28,16 +28,17 @@ class TrainConfig:
     """One training recipe. ``blog()`` reproduces the popular notebook; ``modern()`` is ours."""
 
     recipe: str = "modern"
+    init: str = "mimetic"  # "mimetic" (attention starts local, see model.mimetic_init_) or "default" (the libraries')
     epochs: int = 30
-    batch_size: int = 64
+    batch_size: int = 128
     optimizer: str = "adamw"  # "adam" (blog) or "adamw"
     lr: float = 1e-3
     weight_decay: float = 0.05
     schedule: str = "cosine"  # "constant" (blog) or warm-up then "cosine"
-    warmup_epochs: float = 1.0
+    warmup_epochs: float = 2.0
     label_smoothing: float = 0.1
-    crop_scale: tuple[float, float] = (0.6, 1.0)  # random resized crop: share of the photo kept
-    grad_clip: float = 0.0  # clip the gradient norm to this; 0 = off
+    crop_scale: tuple[float, float] = (0.35, 1.0)  # random resized crop: share of the photo kept
+    grad_clip: float = 1.0  # clip the gradient norm to this; 0 = off
     seed: int = 42
     precision: str = "auto"  # "auto", "bf16", "fp16" or "fp32"
     num_workers: int = -1  # -1 = sized to the machine
@@ -48,7 +49,7 @@ class TrainConfig:
     def blog(cls, **overrides) -> "TrainConfig":
         """The blog's recipe: Adam at a constant 3e-5 (its StepLR is never stepped), batch 64,
         random resized crop at torchvision's default scale, plain cross-entropy, 20 epochs."""
-        base = cls(recipe="blog", epochs=20, batch_size=64, optimizer="adam", lr=3e-5, weight_decay=0.0,
+        base = cls(recipe="blog", init="default", epochs=20, batch_size=64, optimizer="adam", lr=3e-5, weight_decay=0.0,
                    schedule="constant", warmup_epochs=0.0, label_smoothing=0.0, crop_scale=(0.08, 1.0),
                    grad_clip=0.0)
         return replace(base, **overrides)
