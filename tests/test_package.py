@@ -12,7 +12,7 @@ import torch
 import catsdogs
 from catsdogs.cache import CachedPhotos, build_cache, labelled_cache, train_transform
 from catsdogs.download import extract_competition, prepare_dataset
-from catsdogs.model import ModelConfig, build_model, count_parameters
+from catsdogs.model import ModelConfig, build_model, count_parameters, mimetic_init_
 from catsdogs.predict import log_loss, write_submission
 from catsdogs.training import TrainConfig, make_optimizer, make_scheduler, pick_precision, to_model_input
 
@@ -133,3 +133,33 @@ def test_extracted_kaggle_data_is_used_once_the_archive_is_gone(monkeypatch, dem
         monkeypatch.delenv(var, raising=False)
     ws = prepare_dataset(archive=demo_archive)
     assert prepare_dataset() == ws and not ws.is_demo
+
+
+def test_mimetic_init_keeps_the_architecture_and_makes_attention_local():
+    model = build_model()
+    before = {name: p.shape for name, p in model.named_parameters()}
+    mimetic_init_(model)
+    assert {name: p.shape for name, p in model.named_parameters()} == before
+    assert count_parameters(model) == 2_858_242
+    attention = model.transformer.net.layers[0][0].fn
+    assert torch.equal(attention.proj_k[:, :50], torch.eye(50)) and not attention.proj_k[:, 50:].any()
+    # Position codes alone: each patch's query should score highest the key of itself or of one of its
+    # eight neighbours on the 7x7 grid, and near patches above far ones.
+    grid = torch.stack(torch.meshgrid(torch.arange(7), torch.arange(7), indexing="ij"), -1).reshape(49, 2).float()
+    distance = torch.cdist(grid, grid)
+
+    def scores_of(m):
+        block = m.transformer.net.layers[0][0].fn
+        codes = m.pos_embedding[0, 1:]
+        with torch.no_grad():
+            return block.to_q(codes) @ block.to_k(codes).T
+
+    def share_looking_next_door(scores):
+        return (distance[torch.arange(49), scores.argmax(dim=1)] <= 1.5).float().mean()
+
+    scores = scores_of(model)
+    assert share_looking_next_door(scores) > 0.85
+    assert scores[(distance > 0) & (distance <= 1)].mean() > scores[distance >= 4].mean()
+    # The libraries' own initialisation has no such structure: random position vectors.
+    torch.manual_seed(0)
+    assert share_looking_next_door(scores_of(build_model())) < 0.5
