@@ -104,3 +104,25 @@ def mimetic_init_(model: nn.Module, seed: int = 0, alpha: tuple[float, float] = 
         attention.proj_k.copy_(identity)
         attention.proj_v.copy_(identity)
     return model
+
+
+@torch.no_grad()
+def effective_attention(model: nn.Module, x: torch.Tensor, layer: int = 0) -> torch.Tensor:
+    """(batch, heads, 50, 50): how much each token's output in ``layer`` draws on each token.
+
+    Linformer attends over k = 64 mixtures of the tokens, not over the tokens; since the mixtures
+    are ``proj_v``-weighted sums, multiplying the attention by ``proj_v`` turns weights on mixtures
+    back into weights on tokens (exactly: the layer's output is these weights times the values).
+    """
+    tokens = model.to_patch_embedding(x)
+    tokens = torch.cat([model.cls_token.expand(len(x), -1, -1), tokens], dim=1) + model.pos_embedding
+    for attention_block, feed_forward in model.transformer.net.layers[:layer]:
+        tokens = tokens + attention_block(tokens)
+        tokens = tokens + feed_forward(tokens)
+    block = model.transformer.net.layers[layer][0]
+    attention, h = block.fn, block.norm(tokens)
+    split = lambda t: t.reshape(t.shape[0], t.shape[1], attention.heads, -1).transpose(1, 2)  # noqa: E731
+    queries = split(attention.to_q(h))
+    keys = split(torch.einsum("bnd,nk->bkd", attention.to_k(h), attention.proj_k))
+    weights = (queries @ keys.transpose(-1, -2) * attention.dim_head ** -0.5).softmax(dim=-1)
+    return weights @ attention.proj_v.T

@@ -90,6 +90,25 @@ def most_confident_mistakes(images: np.ndarray, labels: np.ndarray, probs: np.nd
     return photo_grid([images[i] for i in pick], titles, cols=6, suptitle="most confident mistakes (true class, P(dog))")
 
 
+def attention_from_patch(photo: np.ndarray, maps: dict[str, np.ndarray], patch: tuple[int, int], grid: int = 7):
+    """The photo with one patch outlined, then for each named (grid*grid,) map of that patch's
+    attention weights, the weights as a heat map over the photo (each map scaled to its own maximum)."""
+    fig, axes = plt.subplots(1, 1 + len(maps), figsize=(3.6 * (1 + len(maps)), 3.8))
+    size = photo.shape[0] / grid
+    row, col = patch
+    for ax in axes:
+        ax.imshow(photo)
+        ax.add_patch(plt.Rectangle((col * size - 0.5, row * size - 0.5), size, size, fill=False, color="cyan", lw=2))
+        ax.axis("off")
+    axes[0].set_title("the patch that looks", fontsize=10)
+    for ax, (title, weights) in zip(axes[1:], maps.items()):
+        heat = np.abs(weights).reshape(grid, grid)
+        ax.imshow(heat / heat.max(), cmap="magma", alpha=0.65, extent=(-0.5, photo.shape[1] - 0.5, photo.shape[0] - 0.5, -0.5))
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def show_code(obj) -> None:
     """Display the source of a function or class of this package in the notebook."""
     import inspect

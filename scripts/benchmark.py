@@ -25,6 +25,11 @@ CPU. This script puts a number on that claim, measured rather than remembered:
    the blog-style loop (PIL per photo, fp32, batch 64, ``model.eval()``, ``torch.no_grad()`` but no
    ``inference_mode``), and the time for Kaggle's 12,500 test photos extrapolated from the rate.
 
+4. **Accuracy per epoch, bf16 against fp32** (``--precision-check EPOCHS``): notebook 04 again,
+   from scratch, once with ``CATSDOGS_PRECISION=fp32`` and once with ``bf16``, same seed, same photos
+   (``--precision-photos``, default 6,000), and the validation accuracy and log loss of every epoch
+   side by side: mixed precision must not buy its speed with accuracy.
+
 Both pipelines train on the same photos: the training subset of the split notebook 02 writes.
 The last line printed is one JSON object with every figure, for scripts and the README.
 
@@ -32,6 +37,7 @@ Usage::
 
     python scripts/benchmark.py --quick                 # under 5 minutes: a smoke run
     python scripts/benchmark.py --archive PATH.zip      # one full epoch of each pipeline
+    python scripts/benchmark.py --archive PATH.zip --precision-check 3   # and bf16 against fp32
 
 Without ``--archive`` the competition archive in ``data/`` is used, or else a generated DEMO archive
 (synthetic pictures: the figures then say little about the real photos, and the output says so).
@@ -234,6 +240,30 @@ def our_precision() -> str:
 
 def cache_bytes(ws: Workspace) -> int:
     return sum(f.stat().st_size for f in ws.cache_dir.glob("*.npy"))
+
+
+def precision_check(ws: Workspace, out_dir: Path, epochs: int, photos: int) -> dict[str, list[dict]]:
+    """Notebook 04 from scratch in fp32 and in bf16 (same seed, photos and recipe); the history of each."""
+    histories = {}
+    for precision in ("fp32", "bf16"):
+        os.environ.update(CATSDOGS_PRECISION=precision, CATSDOGS_EPOCHS=str(epochs), CATSDOGS_LIMIT_TRAIN=str(photos))
+        shutil.rmtree(ws.checkpoint_dir, ignore_errors=True)  # inside the benchmark's folder: never resume
+        print(f"\n== precision check: notebook 04, {precision}, {epochs} epoch(s) on {photos} photos", flush=True)
+        run_stage(["04"], out_dir / f"precision-{precision}")
+        histories[precision] = json.loads((run_dir(ws) / "history.json").read_text())
+    for key in ("CATSDOGS_PRECISION", "CATSDOGS_EPOCHS", "CATSDOGS_LIMIT_TRAIN"):
+        os.environ.pop(key, None)
+    return histories
+
+
+def print_precision_check(histories: dict[str, list[dict]]) -> None:
+    rows = [("epoch", "fp32 val acc / log loss", "bf16 val acc / log loss")]
+    for fp32, bf16 in zip(histories["fp32"], histories["bf16"]):
+        rows.append((str(fp32["epoch"]), f"{fp32['val_acc']:.4f} / {fp32['val_loss']:.4f}",
+                     f"{bf16['val_acc']:.4f} / {bf16['val_loss']:.4f}"))
+    rows.append(("train img/s", fmt(np.mean([h["train_img_s"] for h in histories["fp32"]])),
+                 fmt(np.mean([h["train_img_s"] for h in histories["bf16"]]))))
+    print("\n" + table(rows))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -451,6 +481,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="stop the blog loop once this process holds this much (default: 40%% of RAM)")
     parser.add_argument("--predict-photos", type=int, help="test photos to predict (default: 1024 with --quick, "
                                                            "else all)")
+    parser.add_argument("--precision-check", type=int, default=0, metavar="EPOCHS",
+                        help="also train notebook 04 for EPOCHS epochs in fp32 and in bf16 and compare accuracy per epoch")
+    parser.add_argument("--precision-photos", type=int, default=6000,
+                        help="training photos for --precision-check (default: 6000)")
     return parser.parse_args(argv)
 
 
@@ -522,6 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     test_files = [str(ws.test_dir / tests.names[i]) for i in np.flatnonzero(tests.ok)[:n_predict]]
     blog_predict_img_s = blog_predict(model, test_files)
     cache_gb = cache_bytes(ws) / 1e9
+    checked = precision_check(ws, out_dir, args.precision_check, args.precision_photos) if args.precision_check else None
     warn_if_busy("end")
 
     train_img_s = history["train_img_s"]
@@ -555,7 +590,12 @@ def main(argv: list[str] | None = None) -> int:
                     "load_avg_start": round(load_start, 2), "load_avg_end": round(load_average(), 2)},
         "model": model_source, "total_s": round(time.perf_counter() - started, 1),
     }
+    if checked:
+        result["precision_check"] = {p: [{k: round(row[k], 4) for k in ("epoch", "val_acc", "val_loss", "train_img_s")}
+                                         for row in rows] for p, rows in checked.items()}
     print_report(result)
+    if checked:
+        print_precision_check(checked)
     print(json.dumps(result))
     return 0
 

@@ -12,7 +12,7 @@ import torch
 import catsdogs
 from catsdogs.cache import CachedPhotos, build_cache, labelled_cache, train_transform
 from catsdogs.download import extract_competition, prepare_dataset
-from catsdogs.model import ModelConfig, build_model, count_parameters, mimetic_init_
+from catsdogs.model import ModelConfig, build_model, count_parameters, effective_attention, mimetic_init_
 from catsdogs.predict import log_loss, write_submission
 from catsdogs.training import TrainConfig, make_optimizer, make_scheduler, pick_precision, to_model_input
 
@@ -163,3 +163,24 @@ def test_mimetic_init_keeps_the_architecture_and_makes_attention_local():
     # The libraries' own initialisation has no such structure: random position vectors.
     torch.manual_seed(0)
     assert share_looking_next_door(scores_of(build_model())) < 0.5
+
+
+@pytest.mark.parametrize("init", ["default", "mimetic"])
+def test_effective_attention_reproduces_the_layer_output(init):
+    torch.manual_seed(0)
+    model = build_model().eval()
+    if init == "mimetic":
+        mimetic_init_(model)
+    x = torch.randn(2, 3, 224, 224)
+    layer = 2
+    weights = effective_attention(model, x, layer)
+    assert weights.shape == (2, 8, 50, 50)
+    with torch.no_grad():  # the layer's input, the long way round
+        tokens = torch.cat([model.cls_token.expand(2, -1, -1), model.to_patch_embedding(x)], dim=1) + model.pos_embedding
+        for attention_block, feed_forward in model.transformer.net.layers[:layer]:
+            tokens = tokens + attention_block(tokens)
+            tokens = tokens + feed_forward(tokens)
+        block = model.transformer.net.layers[layer][0]
+        values = block.fn.to_v(block.norm(tokens)).reshape(2, 50, 8, 16).transpose(1, 2)
+        rebuilt = block.fn.to_out((weights @ values).transpose(1, 2).reshape(2, 50, 128))
+        torch.testing.assert_close(rebuilt, block(tokens), atol=1e-5, rtol=1e-5)
