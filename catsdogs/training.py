@@ -143,9 +143,8 @@ def _normalisation(device: torch.device, dtype: torch.dtype, height: int, width:
     three values to work with: 20 ms per batch of 64 photos here, against 2 ms for this."""
     std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255
     mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255
-    full = dict(size=(1, 3, height, width))
-    scale = (1 / std).expand(**full).to(dtype, memory_format=torch.channels_last)
-    shift = (-mean / std).expand(**full).to(dtype, memory_format=torch.channels_last)
+    scale = (1 / std).expand(1, 3, height, width).to(dtype, memory_format=torch.channels_last)
+    shift = (-mean / std).expand(1, 3, height, width).to(dtype, memory_format=torch.channels_last)
     return scale, shift
 
 
