@@ -63,6 +63,24 @@ def training_curves(histories: dict[str, list[dict]]):
     return fig
 
 
+def test_time_options(table, matched: float | None = None):
+    """Validation accuracy and log loss against the centre crop kept, with and without flip TTA.
+
+    ``table`` has columns "flip TTA" ("no"/"yes"), "crop", "accuracy" and "log loss".
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for ax, metric in zip(axes, ("log loss", "accuracy")):
+        for k, (flip, rows) in enumerate(table.sort_values("crop").groupby("flip TTA")):
+            ax.plot(rows["crop"], rows[metric], "o-", color=f"C{k}", label=f"flip TTA {flip}")
+        if matched is not None:
+            ax.axvline(matched, color="grey", ls=":", label=f"matched to training crops ({matched:.2f})")
+        ax.set(xlabel="centre crop kept (fraction of each side)", ylabel=f"validation {metric}", title=metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def confusion(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5):
     """The 2x2 confusion matrix of the validation photos, with counts and row shares."""
     from sklearn.metrics import confusion_matrix
