@@ -33,6 +33,12 @@ def matched_crop(crop_scale: tuple[float, float]) -> float:
     return math.sqrt(sum(crop_scale) / 2)
 
 
+def checkpoint_crop(state: dict) -> float:
+    """The matched centre crop for a checkpoint's recipe; 1 (the whole photo) if it records no crops."""
+    crop_scale = state.get("train_config", {}).get("crop_scale")
+    return matched_crop(tuple(crop_scale)) if crop_scale else 1.0
+
+
 def centre_crop(images: torch.Tensor, fraction: float) -> torch.Tensor:
     """Keep the central ``fraction`` of each side of a uint8 batch and resize it back to full size."""
     if fraction >= 1.0:
@@ -170,9 +176,7 @@ def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, 
         raise FileNotFoundError(f"No pictures (.jpg, .png, ...) in {images_dir}.")
     device = pick_device()
     model, state = load_model(checkpoint, device)
-    if crop is None:
-        crop_scale = state.get("train_config", {}).get("crop_scale")
-        crop = matched_crop(tuple(crop_scale)) if crop_scale else 1.0
+    crop = checkpoint_crop(state) if crop is None else crop
     precision = pick_precision(device)
     cache_dir = Path(cache_dir) if cache_dir else Path(out).resolve().parent / ".cache"
     cache = build_cache(files, cache_dir / f"{Path(images_dir).resolve().name}_224.npy", 224)

@@ -212,10 +212,9 @@ def test_centre_crop_keeps_the_middle_of_each_photo_at_full_size():
 
 def test_predict_uses_the_crop_matched_to_the_checkpoint_and_the_crop_option(tmp_path, untrained_checkpoint):
     import torch
+    from PIL import Image, ImageDraw
 
     from catsdogs.predict import matched_crop, predict_folder
-
-    from PIL import Image, ImageDraw
 
     folder = tmp_path / "test"
     folder.mkdir()
