@@ -39,6 +39,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     crop_scale: tuple[float, float] = (0.35, 1.0)  # random resized crop: share of the photo kept
     grad_clip: float = 1.0  # clip the gradient norm to this; 0 = off
+    distill: float = 0.5  # weight of the CNN teacher's predictions in the loss (catsdogs.teacher); 0 = labels only
     seed: int = 42
     precision: str = "auto"  # "auto", "bf16", "fp16" or "fp32"
     num_workers: int = -1  # -1 = sized to the machine
@@ -51,7 +52,7 @@ class TrainConfig:
         random resized crop at torchvision's default scale, plain cross-entropy, 20 epochs."""
         base = cls(recipe="blog", init="default", epochs=20, batch_size=64, optimizer="adam", lr=3e-5, weight_decay=0.0,
                    schedule="constant", warmup_epochs=0.0, label_smoothing=0.0, crop_scale=(0.08, 1.0),
-                   grad_clip=0.0)
+                   grad_clip=0.0, distill=0.0)
         return replace(base, **overrides)
 
     @classmethod

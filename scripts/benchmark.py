@@ -16,7 +16,8 @@ CPU. This script puts a number on that claim, measured rather than remembered:
    ``--blog-max-rss-gb`` and reports the rate measured so far; ``--blog-detach`` accumulates
    ``loss.detach()`` instead, the one change that lets a whole epoch run.
 2. **Our pipeline**: exactly the code a learner runs. Notebooks 01, 02 and 04 are executed headless
-   (``catsdogs.run.run_notebooks``) for one epoch of the modern recipe; ``train_img_s`` and
+   (``catsdogs.run.run_notebooks``) for one epoch of the modern recipe without its CNN teacher
+   (``CATSDOGS_DISTILL=0``: the blog has none, and its training is reported by notebook 04); ``train_img_s`` and
    ``epoch_s`` come from the run's ``history.json``. Also the peak resident memory of the training
    kernel (``getrusage(RUSAGE_CHILDREN)`` in the process that runs the notebook, see ``run_stage``)
    and the size of the decode-once cache on disk.
@@ -161,11 +162,13 @@ def prepare_bench_dir(bench_dir: Path, fresh: bool) -> Path:
 
 def set_environment(bench_dir: Path, archive: Path, limit_train: int) -> dict[str, str]:
     """The variables the notebooks read: no stray ``CATSDOGS_*`` override from the caller's shell,
-    the full profile, the modern recipe, one epoch, and this archive in the benchmark's folder."""
+    the full profile, the modern recipe without its teacher, one epoch, and this archive in the
+    benchmark's folder."""
     for key in [k for k in os.environ if k.startswith("CATSDOGS_")]:
         del os.environ[key]
     settings = {"CATSDOGS_DATA": str(bench_dir), "CATSDOGS_ARCHIVE": str(archive), "CATSDOGS_PROFILE": "full",
-                "CATSDOGS_RECIPE": "modern", "CATSDOGS_EPOCHS": "1"}
+                "CATSDOGS_RECIPE": "modern", "CATSDOGS_EPOCHS": "1",
+                "CATSDOGS_DISTILL": "0"}
     if limit_train:
         settings["CATSDOGS_LIMIT_TRAIN"] = str(limit_train)
     os.environ.update(settings)

@@ -1,0 +1,73 @@
+"""The CNN teacher used for distillation: its loss, its input size, and train-once-then-reuse."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from catsdogs.teacher import TeacherConfig, build_teacher, distillation_loss, teacher_logits, train_teacher
+from catsdogs.training import TrainConfig
+
+CPU = torch.device("cpu")
+
+
+def test_distillation_loss_is_cross_entropy_against_the_teachers_probabilities():
+    student = torch.tensor([[2.0, -1.0], [0.5, 0.5]])
+    teacher = torch.tensor([[0.0, 0.0], [1.0, 3.0]])
+    p = teacher.softmax(dim=1)
+    expected = -(p * student.log_softmax(dim=1)).sum(dim=1).mean()
+    assert distillation_loss(student, teacher) == pytest.approx(expected.item())
+    # a certain teacher is a hard label: the loss becomes the usual cross-entropy
+    certain = torch.tensor([[50.0, -50.0], [-50.0, 50.0]])
+    assert distillation_loss(student, certain) == pytest.approx(F.cross_entropy(student, torch.tensor([0, 1])).item())
+
+
+def test_distillation_pulls_the_student_towards_the_teacher():
+    student = torch.zeros(1, 2, requires_grad=True)
+    distillation_loss(student, torch.tensor([[0.0, 2.0]])).backward()
+    assert student.grad[0, 1] < 0 < student.grad[0, 0]  # gradient descent raises the teacher's class
+
+
+def test_teacher_sees_the_student_crop_shrunk_to_its_own_size():
+    config = TeacherConfig(image_size=64)
+    teacher = build_teacher(config).eval()
+    seen = []
+    teacher[0].register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape))
+    images = torch.randint(0, 256, (3, 3, 224, 224), dtype=torch.uint8)
+    with torch.no_grad():
+        logits = teacher_logits(teacher, images, config, CPU, "fp32")
+    assert logits.shape == (3, 2) and seen == [torch.Size([3, 3, 64, 64])]
+
+
+def _loaders(n: int = 32, size: int = 64):
+    """Bright photos are dogs, dark ones cats: a task a teacher learns in one epoch."""
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(n) % 2
+    images = (torch.rand(n, 3, size, size, generator=generator) * 80 + labels.view(-1, 1, 1, 1) * 150).to(torch.uint8)
+    data = TensorDataset(images, labels)
+    return DataLoader(data, batch_size=8, shuffle=True), DataLoader(data, batch_size=16), labels.numpy()
+
+
+def test_teacher_is_trained_once_then_loaded(tmp_path, capsys):
+    train_loader, val_loader, val_labels = _loaders()
+    config = TeacherConfig(image_size=32, epochs=2, width=4)
+    path = tmp_path / "teacher.pt"
+    first, history = train_teacher(train_loader, val_loader, val_labels, path, CPU, "fp32", config)
+    assert path.exists() and [row["epoch"] for row in history] == [1, 2]
+    assert all(np.isfinite(row["val_loss"]) and 0 <= row["val_acc"] <= 1 for row in history)
+    capsys.readouterr()
+
+    again, history_again = train_teacher(train_loader, val_loader, val_labels, path, CPU, "fp32", config)
+    assert "teacher loaded" in capsys.readouterr().out and history_again == history
+    for a, b in zip(first.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+
+    _, retrained = train_teacher(train_loader, val_loader, val_labels, path, CPU, "fp32", TeacherConfig(
+        image_size=32, epochs=1, width=4))
+    assert len(retrained) == 1  # another configuration trains a new teacher
+
+
+def test_the_blog_recipe_has_no_teacher(monkeypatch):
+    assert TrainConfig.blog().distill == 0 and TrainConfig.modern().distill > 0
+    monkeypatch.setenv("CATSDOGS_DISTILL", "0")
+    assert TrainConfig.from_env().distill == 0
