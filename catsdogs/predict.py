@@ -72,7 +72,7 @@ def predict_probs(model: nn.Module, loader: DataLoader, device: torch.device, pr
 
 def log_loss(labels: np.ndarray, probs: np.ndarray, eps: float = 1e-15) -> float:
     """Kaggle's metric for this competition: mean binary cross-entropy of P(dog)."""
-    p = np.clip(probs, eps, 1 - eps)
+    p = np.clip(np.asarray(probs, dtype=np.float64), eps, 1 - eps)  # in float32, 1 - 1e-15 rounds to 1
     return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
 
 

@@ -126,6 +126,12 @@ def test_log_loss_matches_the_definition():
     assert log_loss(labels, probs) == pytest.approx(-(np.log(0.8) + np.log(0.6)) / 2)
 
 
+def test_log_loss_stays_finite_for_certain_float32_predictions():
+    """A confidently wrong float32 probability of exactly 1 is clipped, not log(0) = -inf."""
+    loss = log_loss(np.array([0, 1]), np.array([1.0, 1.0], dtype=np.float32))
+    assert loss == pytest.approx(-np.log(1e-15) / 2, rel=1e-3)
+
+
 def test_extracted_kaggle_data_is_used_once_the_archive_is_gone(monkeypatch, demo_archive, tmp_path):
     monkeypatch.setenv("CATSDOGS_PROFILE", "full")
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "no-kaggle"))
