@@ -39,7 +39,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     crop_scale: tuple[float, float] = (0.35, 1.0)  # random resized crop: share of the photo kept
     grad_clip: float = 1.0  # clip the gradient norm to this; 0 = off
-    distill: float = 0.5  # weight of the CNN teacher's predictions in the loss (catsdogs.teacher); 0 = labels only
+    distill: float = 1.0  # weight of the CNN teacher's predictions in the loss (catsdogs.teacher); 0 = labels only
     seed: int = 42
     precision: str = "auto"  # "auto", "bf16", "fp16" or "fp32"
     num_workers: int = -1  # -1 = sized to the machine
