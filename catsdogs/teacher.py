@@ -81,6 +81,8 @@ def train_teacher(train_loader: DataLoader, val_loader: DataLoader, val_labels: 
 
     AdamW with a one-epoch warm-up and cosine decay (the ViT's recipe, at twice its learning rate
     and without label smoothing, which would flatten the probabilities the student learns from).
+    After every epoch the unfinished teacher is saved beside ``path`` (``teacher_last.pt``), so an
+    interrupted run resumes after its last finished epoch instead of starting again.
     """
     from .predict import log_loss
 
@@ -95,9 +97,17 @@ def train_teacher(train_loader: DataLoader, val_loader: DataLoader, val_labels: 
     recipe = TrainConfig(epochs=config.epochs, lr=config.lr, warmup_epochs=1.0, label_smoothing=0.0, grad_clip=0.0)
     optimizer = make_optimizer(teacher, recipe)
     scheduler = make_scheduler(optimizer, recipe, steps_per_epoch=len(train_loader))
-    history = []
-    torch.manual_seed(seed)
-    for epoch in range(config.epochs):
+    history, start, last = [], 0, path.with_name("teacher_last.pt")
+    if last.exists():
+        state = load_checkpoint(last, device)
+        if state["teacher_config"] == config.to_dict():
+            teacher.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            history, start = state["history"], state["epoch"]
+            print(f"teacher resuming after epoch {start} from {last}")
+    torch.manual_seed(seed + start)
+    for epoch in range(start, config.epochs):
         teacher.train()
         started, loss_sum, correct, seen = time.time(), 0.0, 0, 0
         for images, labels in tqdm(train_loader, desc=f"teacher {epoch + 1}/{config.epochs}", unit="batch",
@@ -116,7 +126,11 @@ def train_teacher(train_loader: DataLoader, val_loader: DataLoader, val_labels: 
         history.append(dict(epoch=epoch + 1, loss=loss_sum / seen, acc=correct / seen, val_loss=log_loss(val_labels, probs),
                             val_acc=float(np.mean((probs >= 0.5) == val_labels)), epoch_s=time.time() - started))
         print("teacher", epoch_line(history[-1]), f"- {history[-1]['epoch_s']:.0f} s", flush=True)
+        save_checkpoint(last, model=teacher.state_dict(), optimizer=optimizer.state_dict(),
+                        scheduler=scheduler.state_dict(), epoch=epoch + 1, history=history,
+                        teacher_config=config.to_dict())
     save_checkpoint(path, model=teacher.state_dict(), teacher_config=config.to_dict(), history=history)
+    last.unlink(missing_ok=True)
     return teacher.eval(), history
 
 

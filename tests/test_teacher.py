@@ -67,6 +67,34 @@ def test_teacher_is_trained_once_then_loaded(tmp_path, capsys):
     assert len(retrained) == 1  # another configuration trains a new teacher
 
 
+def test_an_interrupted_teacher_resumes_after_its_last_finished_epoch(tmp_path, monkeypatch, capsys):
+    import catsdogs.teacher as teacher_module
+
+    train_loader, val_loader, val_labels = _loaders()
+    config = TeacherConfig(image_size=32, epochs=3, width=4)
+    path = tmp_path / "teacher.pt"
+    real_predict, calls = teacher_module.predict_teacher, []
+
+    def crash_in_epoch_2(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("the session died")
+        return real_predict(*args, **kwargs)
+
+    monkeypatch.setattr(teacher_module, "predict_teacher", crash_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_teacher(train_loader, val_loader, val_labels, path, CPU, "fp32", config)
+    assert not path.exists() and (tmp_path / "teacher_last.pt").exists()
+    first_epoch = torch.load(tmp_path / "teacher_last.pt", weights_only=True)["history"]
+    monkeypatch.setattr(teacher_module, "predict_teacher", real_predict)
+    capsys.readouterr()
+
+    _, history = train_teacher(train_loader, val_loader, val_labels, path, CPU, "fp32", config)
+    assert "teacher resuming after epoch 1" in capsys.readouterr().out
+    assert [row["epoch"] for row in history] == [1, 2, 3] and history[0] == first_epoch[0]
+    assert path.exists() and not (tmp_path / "teacher_last.pt").exists()
+
+
 def test_the_blog_recipe_has_no_teacher(monkeypatch):
     assert TrainConfig.blog().distill == 0 and TrainConfig.modern().distill > 0
     monkeypatch.setenv("CATSDOGS_DISTILL", "0")
