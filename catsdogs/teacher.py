@@ -22,6 +22,7 @@ from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
 from .config import is_small
+from .predict import log_loss
 from .training import (TrainConfig, autocast, epoch_line, load_checkpoint, make_optimizer, make_scheduler,
                        save_checkpoint, to_model_input)
 
@@ -84,8 +85,6 @@ def train_teacher(train_loader: DataLoader, val_loader: DataLoader, val_labels: 
     After every epoch the unfinished teacher is saved beside ``path`` (``teacher_last.pt``), so an
     interrupted run resumes after its last finished epoch instead of starting again.
     """
-    from .predict import log_loss
-
     teacher = build_teacher(config).to(device)
     path = Path(path)
     if path.exists():

@@ -17,8 +17,8 @@ CPU. This script puts a number on that claim, measured rather than remembered:
    ``loss.detach()`` instead, the one change that lets a whole epoch run.
 2. **Our pipeline**: exactly the code a learner runs. Notebooks 01, 02 and 04 are executed headless
    (``catsdogs.run.run_notebooks``) for one epoch of the modern recipe without its CNN teacher
-   (``CATSDOGS_DISTILL=0``: the blog has none, and its training is reported by notebook 04); ``train_img_s`` and
-   ``epoch_s`` come from the run's ``history.json``. Also the peak resident memory of the training
+   (``CATSDOGS_DISTILL=0``: the blog has none; notebook 04 reports the teacher's cost). ``train_img_s``
+   and ``epoch_s`` come from the run's ``history.json``. Also the peak resident memory of the training
    kernel (``getrusage(RUSAGE_CHILDREN)`` in the process that runs the notebook, see ``run_stage``)
    and the size of the decode-once cache on disk.
 3. **Inference**: ``catsdogs.predict.predict_probs`` on the archive's test photos through the
@@ -167,8 +167,7 @@ def set_environment(bench_dir: Path, archive: Path, limit_train: int) -> dict[st
     for key in [k for k in os.environ if k.startswith("CATSDOGS_")]:
         del os.environ[key]
     settings = {"CATSDOGS_DATA": str(bench_dir), "CATSDOGS_ARCHIVE": str(archive), "CATSDOGS_PROFILE": "full",
-                "CATSDOGS_RECIPE": "modern", "CATSDOGS_EPOCHS": "1",
-                "CATSDOGS_DISTILL": "0"}
+                "CATSDOGS_RECIPE": "modern", "CATSDOGS_EPOCHS": "1", "CATSDOGS_DISTILL": "0"}
     if limit_train:
         settings["CATSDOGS_LIMIT_TRAIN"] = str(limit_train)
     os.environ.update(settings)
