@@ -93,7 +93,8 @@ def train_teacher(train_loader: DataLoader, val_loader: DataLoader, val_labels: 
             teacher.load_state_dict(state["model"])
             print(f"teacher loaded from {path}: {epoch_line(state['history'][-1])}")
             return teacher.eval(), state["history"]
-    recipe = TrainConfig(epochs=config.epochs, lr=config.lr, warmup_epochs=1.0, label_smoothing=0.0, grad_clip=0.0)
+    recipe = TrainConfig(optimizer="adamw", epochs=config.epochs, lr=config.lr, warmup_epochs=1.0,
+                         label_smoothing=0.0, grad_clip=0.0)
     optimizer = make_optimizer(teacher, recipe)
     scheduler = make_scheduler(optimizer, recipe, steps_per_epoch=len(train_loader))
     history, start, last = [], 0, path.with_name("teacher_last.pt")

@@ -31,9 +31,11 @@ class TrainConfig:
     init: str = "mimetic"  # "mimetic" (attention starts local, see model.mimetic_init_) or "default" (the libraries')
     epochs: int = 30
     batch_size: int = 128
-    optimizer: str = "adamw"  # "adam" (blog) or "adamw"
-    lr: float = 1e-3
+    optimizer: str = "muon"  # "adam" (blog), "adamw", or "muon" (Muon for the transformer's matrices, AdamW elsewhere)
+    lr: float = 1e-3  # Adam / AdamW
     weight_decay: float = 0.05
+    muon_lr: float = 0.006  # Muon's own scale: its steps are orthogonalised, not divided by a running RMS
+    muon_weight_decay: float = 0.008  # lr x decay about equal to AdamW's (0.006 x 0.008 ~ 1e-3 x 0.05)
     schedule: str = "cosine"  # "constant" (blog) or warm-up then "cosine"
     warmup_epochs: float = 2.0
     label_smoothing: float = 0.1
@@ -149,18 +151,60 @@ def _normalisation(device: torch.device, dtype: torch.dtype, height: int, width:
     return scale, shift
 
 
+class MuonWithAdamW(torch.optim.Optimizer):
+    """Muon (Jordan et al. 2024) for the transformer's weight matrices, AdamW for everything else
+    (patch embedding, head, norms, biases, position embedding), stepped as one optimiser so the
+    scheduler, the gradient scaler and the checkpoints see a single object."""
+
+    def __init__(self, muon_params: list[torch.Tensor], adamw_groups: list[dict], *, lr: float, muon_lr: float,
+                 muon_weight_decay: float):
+        self.muon = torch.optim.Muon(muon_params, lr=muon_lr, weight_decay=muon_weight_decay)
+        self.adamw = torch.optim.AdamW(adamw_groups, lr=lr)
+        super().__init__([p for group in self._inner_groups() for p in group["params"]], {})
+        self.param_groups = self._inner_groups()  # the inner optimisers' own dicts: the scheduler sets their lr
+
+    def _inner_groups(self) -> list[dict]:
+        return self.muon.param_groups + self.adamw.param_groups
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        self.muon.step()
+        self.adamw.step()
+
+    def state_dict(self) -> dict:
+        return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.muon.load_state_dict(state_dict["muon"])
+        self.adamw.load_state_dict(state_dict["adamw"])
+        self.param_groups = self._inner_groups()  # loading replaced the inner group dicts
+
+
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """Adam (blog) or AdamW; weight decay only on weight matrices, never on norms, biases or the
-    position embedding and class token."""
+    """Adam (blog), AdamW, or Muon with AdamW; weight decay only on weight matrices, never on norms,
+    biases or the position embedding and class token."""
     if config.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=config.lr)
+    if config.optimizer not in ("adamw", "muon"):
+        raise ValueError(f"optimizer must be 'adam', 'adamw' or 'muon', not {config.optimizer!r}.")
+
+    def for_muon(name: str, param: torch.Tensor) -> bool:  # the matrices inside the transformer blocks
+        return config.optimizer == "muon" and param.ndim == 2 and name.startswith("transformer.")
+
     def decays(name: str, param: torch.Tensor) -> bool:
         return param.ndim >= 2 and "pos_embedding" not in name and "cls_token" not in name
 
-    decay = [p for n, p in model.named_parameters() if decays(n, p)]
-    no_decay = [p for n, p in model.named_parameters() if not decays(n, p)]
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=config.lr)
+    rest = [(n, p) for n, p in model.named_parameters() if not for_muon(n, p)]
+    groups = [{"params": [p for n, p in rest if decays(n, p)], "weight_decay": config.weight_decay},
+              {"params": [p for n, p in rest if not decays(n, p)], "weight_decay": 0.0}]
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr)
+    if not hasattr(torch.optim, "Muon"):
+        raise RuntimeError(f"torch {torch.__version__} has no torch.optim.Muon (it arrived in torch 2.9): "
+                           "pip install -U 'torch>=2.9', or train with CATSDOGS_OPTIMIZER=adamw.")
+    muon_params = [p for n, p in model.named_parameters() if for_muon(n, p)]
+    return MuonWithAdamW(muon_params, groups, lr=config.lr, muon_lr=config.muon_lr,
+                         muon_weight_decay=config.muon_weight_decay)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):

@@ -1,6 +1,7 @@
 """Unit tests of the helper package's main paths, on generated data."""
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -92,7 +93,7 @@ def test_recipes_and_environment_overrides(monkeypatch):
 
 
 def test_warmup_then_cosine_schedule_and_no_decay_on_norms():
-    config = TrainConfig.modern(epochs=10, warmup_epochs=2, lr=1.0)
+    config = TrainConfig.modern(optimizer="adamw", epochs=10, warmup_epochs=2, lr=1.0)
     model = build_model(ModelConfig(depth=1))
     optimizer = make_optimizer(model, config)
     decayed = {id(p) for p in optimizer.param_groups[0]["params"]}
@@ -106,6 +107,58 @@ def test_warmup_then_cosine_schedule_and_no_decay_on_norms():
         scheduler.step()
     assert lrs[0] == pytest.approx(0.05) and max(lrs) == pytest.approx(1.0) and lrs.index(max(lrs)) == 19
     assert all(a >= b for a, b in zip(lrs[19:], lrs[20:])) and lrs[-1] < 0.01
+
+
+def test_muon_takes_the_transformer_matrices_and_adamw_the_rest():
+    config = TrainConfig.modern(epochs=2, warmup_epochs=1)
+    assert config.optimizer == "muon"
+    model = build_model(ModelConfig(depth=2))
+    optimizer = make_optimizer(model, config)
+    muon = {id(p) for group in optimizer.muon.param_groups for p in group["params"]}
+    adamw_decayed = {id(p) for p in optimizer.adamw.param_groups[0]["params"]}
+    adamw_plain = {id(p) for p in optimizer.adamw.param_groups[1]["params"]}
+    for name, p in model.named_parameters():
+        in_block_matrix = p.ndim == 2 and name.startswith("transformer.")
+        assert (id(p) in muon) == in_block_matrix, name
+        assert (id(p) in adamw_decayed) == (not in_block_matrix and p.ndim >= 2 and "pos_embedding" not in name
+                                            and "cls_token" not in name), name
+        assert (id(p) in muon) + (id(p) in adamw_decayed) + (id(p) in adamw_plain) == 1, name
+    assert "to_patch_embedding.2.weight" in dict(model.named_parameters()) and len(muon) == 2 * 8
+
+    # the schedule drives both optimisers, each from its own base rate
+    scheduler = make_scheduler(optimizer, config, steps_per_epoch=5)
+    assert optimizer.muon.param_groups[0]["lr"] == pytest.approx(config.muon_lr / 5)
+    assert optimizer.adamw.param_groups[0]["lr"] == pytest.approx(config.lr / 5)
+    images = torch.randn(2, 3, 224, 224)
+    for _ in range(5):
+        optimizer.zero_grad()
+        model(images).square().sum().backward()
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.muon.param_groups[0]["lr"] == pytest.approx(config.muon_lr)
+    assert optimizer.adamw.param_groups[0]["lr"] == pytest.approx(config.lr)
+
+    # resuming from a saved state continues exactly where the run would have gone
+    saved = io.BytesIO()
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, saved)
+    saved.seek(0)
+    state = torch.load(saved, weights_only=True)
+    resumed = build_model(ModelConfig(depth=2))
+    resumed.load_state_dict(model.state_dict())
+    resumed_optimizer = make_optimizer(resumed, config)
+    resumed_scheduler = make_scheduler(resumed_optimizer, config, steps_per_epoch=5)
+    resumed_optimizer.load_state_dict(state["optimizer"])
+    resumed_scheduler.load_state_dict(state["scheduler"])
+    for net, opt, sched in ((model, optimizer, scheduler), (resumed, resumed_optimizer, resumed_scheduler)):
+        opt.zero_grad()
+        net(images).square().sum().backward()
+        opt.step()
+        sched.step()
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), resumed.parameters()))
+    assert resumed_optimizer.muon.param_groups[0]["lr"] == optimizer.muon.param_groups[0]["lr"] < config.muon_lr
+
+    with pytest.raises(ValueError, match="optimizer must be"):
+        make_optimizer(model, TrainConfig.modern(optimizer="sgd"))
 
 
 def test_precision_choice():
