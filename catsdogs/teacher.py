@@ -80,8 +80,9 @@ def train_teacher(train_loader: DataLoader, val_loader: DataLoader, val_labels: 
                   seed: int = 0) -> tuple[nn.Module, list[dict]]:
     """Train the teacher, or load it from ``path`` if a finished one with this configuration is there.
 
-    AdamW with a one-epoch warm-up and cosine decay (the ViT's recipe, at twice its learning rate
-    and without label smoothing, which would flatten the probabilities the student learns from).
+    AdamW with a one-epoch warm-up and cosine decay (the ViT's AdamW settings, at twice the learning
+    rate and without label smoothing, which would flatten the probabilities the student learns from;
+    Muon is for a transformer's matrices, not for convolutions).
     After every epoch the unfinished teacher is saved beside ``path`` (``teacher_last.pt``), so an
     interrupted run resumes after its last finished epoch instead of starting again.
     """
