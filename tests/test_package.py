@@ -161,6 +161,14 @@ def test_muon_takes_the_transformer_matrices_and_adamw_the_rest():
         make_optimizer(model, TrainConfig.modern(optimizer="sgd"))
 
 
+def test_muon_on_an_old_torch_says_what_to_do(monkeypatch):
+    monkeypatch.delattr(torch.optim, "Muon")
+    model = build_model(ModelConfig(depth=1))
+    with pytest.raises(RuntimeError, match=r"torch>=2.9.*CATSDOGS_OPTIMIZER=adamw"):
+        make_optimizer(model, TrainConfig.modern())
+    assert isinstance(make_optimizer(model, TrainConfig.modern(optimizer="adamw")), torch.optim.AdamW)
+
+
 def test_precision_choice():
     cpu = torch.device("cpu")
     assert pick_precision(cpu, "fp32") == "fp32"
