@@ -107,6 +107,7 @@ def train_teacher(train_loader: DataLoader, val_loader: DataLoader, val_labels: 
             scheduler.load_state_dict(state["scheduler"])
             history, start = state["history"], state["epoch"]
             print(f"teacher resuming after epoch {start} from {last}")
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")  # fp16 gradients underflow unscaled
     torch.manual_seed(seed + start)
     for epoch in range(start, config.epochs):
         teacher.train()
@@ -117,8 +118,9 @@ def train_teacher(train_loader: DataLoader, val_loader: DataLoader, val_labels: 
             logits = teacher_logits(teacher, images, config, device, precision)
             loss = F.cross_entropy(logits, labels)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             loss_sum += loss.item() * len(labels)
             correct += (logits.argmax(dim=1) == labels).sum().item()

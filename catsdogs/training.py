@@ -95,14 +95,19 @@ def pick_device() -> torch.device:
 
 
 def pick_precision(device: torch.device, requested: str = "auto") -> str:
-    """bf16 where the hardware does it natively (recent GPUs, CPUs with AVX512-BF16 or AMX), fp16
-    on older GPUs, fp32 elsewhere: emulated bf16 on an older CPU is slower than fp32."""
+    """bf16 where the hardware does it natively, fp16 on older GPUs, fp32 elsewhere.
+
+    GPUs: compute capability 8.0 and up (A100, L4, RTX 30xx...) have bf16 units; a T4 (7.5, Colab's
+    free GPU) or a V100 (7.0) has fast fp16 but only emulated bf16, which
+    ``torch.cuda.is_bf16_supported()`` still answers True for. So the capability decides, and fp16
+    trains with a GradScaler. CPUs: bf16 with AVX512-BF16 or AMX, else fp32 (emulated bf16 on an
+    older CPU is slower than fp32)."""
     if requested != "auto":
         if requested not in ("bf16", "fp16", "fp32"):
             raise ValueError(f"precision must be auto, bf16, fp16 or fp32, not {requested!r}")
         return requested
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if torch.cuda.get_device_capability(device) >= (8, 0) else "fp16"
     native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
     return "bf16" if native else "fp32"
 

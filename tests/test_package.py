@@ -251,3 +251,20 @@ def test_effective_attention_reproduces_the_layer_output(init):
         values = block.fn.to_v(block.norm(tokens)).reshape(2, 50, 8, 16).transpose(1, 2)
         rebuilt = block.fn.to_out((weights @ values).transpose(1, 2).reshape(2, 50, 128))
         torch.testing.assert_close(rebuilt, block(tokens), atol=1e-5, rtol=1e-5)
+
+
+class _FakeGPU:
+    """What ``torch.cuda.get_device_properties`` reports, for the two GPUs a learner usually meets."""
+
+    def __init__(self, name: str, major: int, minor: int):
+        self.name, self.major, self.minor = name, major, minor
+
+
+@pytest.mark.parametrize("gpu, expected", [(_FakeGPU("Tesla T4", 7, 5), "fp16"), (_FakeGPU("Tesla V100-SXM2-16GB", 7, 0), "fp16"),
+                                           (_FakeGPU("NVIDIA A100-SXM4-40GB", 8, 0), "bf16"), (_FakeGPU("NVIDIA L4", 8, 9), "bf16")])
+def test_gpu_precision_follows_the_compute_capability(monkeypatch, gpu, expected):
+    """A T4 answers True to is_bf16_supported() through emulation; it must still train in fp16."""
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: gpu)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert pick_precision(torch.device("cuda")) == expected
+    assert pick_precision(torch.device("cuda"), "fp32") == "fp32"
