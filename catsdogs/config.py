@@ -30,16 +30,32 @@ def is_small() -> bool:
 
 
 def data_dir() -> Path:
-    """The data folder: ``$CATSDOGS_DATA`` if set, else ``data/`` beside the notebooks."""
+    """The data folder: ``$CATSDOGS_DATA`` if set, else ``data/`` beside the notebooks. It keeps what
+    is worth keeping: the archive, the split, checkpoints, submissions."""
     return Path(os.environ.get("CATSDOGS_DATA", REPO_DIR / "data")).expanduser().resolve()
+
+
+def scratch_dir() -> Path:
+    """Where the extracted photos and the decode caches go: ``$CATSDOGS_SCRATCH`` if set, else the
+    data folder. Colab's Google Drive option keeps the data folder on Drive and this one on the
+    machine's own disk, where thousands of small files and a memory-mapped cache are fast."""
+    return Path(os.environ.get("CATSDOGS_SCRATCH") or data_dir()).expanduser().resolve()
 
 
 @dataclass(frozen=True)
 class Workspace:
-    """The files of one dataset: the Kaggle photos (``data/kaggle``) or the demo (``data/demo``)."""
+    """The files of one dataset: the Kaggle photos (``data/kaggle``) or the demo (``data/demo``).
+
+    ``root`` keeps the archive, split, checkpoints and submission; ``scratch`` (the same folder
+    unless :func:`scratch_dir` says otherwise) holds what can be rebuilt from the archive."""
 
     root: Path
     is_demo: bool
+    scratch: Path | None = None
+
+    @property
+    def local(self) -> Path:
+        return self.scratch or self.root
 
     @property
     def archive(self) -> Path:
@@ -47,15 +63,19 @@ class Workspace:
 
     @property
     def train_dir(self) -> Path:
-        return self.root / "train"
+        return self.local / "train"
 
     @property
     def test_dir(self) -> Path:
-        return self.root / "test"
+        return self.local / "test"
 
     @property
     def sample_submission(self) -> Path:
-        return self.root / "sample_submission.csv"
+        return self.local / "sample_submission.csv"
+
+    @property
+    def extracted_marker(self) -> Path:
+        return self.local / ".extracted"
 
     @property
     def split_csv(self) -> Path:
@@ -63,7 +83,7 @@ class Workspace:
 
     @property
     def cache_dir(self) -> Path:
-        return self.root / "cache"
+        return self.local / "cache"
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -78,13 +98,18 @@ class Workspace:
         return "DEMO (synthetic pictures, not the Kaggle photos)" if self.is_demo else "Kaggle photos"
 
 
+def _workspace(name: str, is_demo: bool) -> Workspace:
+    scratch = scratch_dir() / name
+    return Workspace(data_dir() / name, is_demo, None if scratch == data_dir() / name else scratch)
+
+
 def kaggle_workspace() -> Workspace:
-    return Workspace(data_dir() / "kaggle", is_demo=False)
+    return _workspace("kaggle", is_demo=False)
 
 
 def demo_workspace() -> Workspace:
     """The generated demo: a tiny one for the ``small`` profile, a larger one otherwise."""
-    return Workspace(data_dir() / ("demo-small" if is_small() else "demo"), is_demo=True)
+    return _workspace("demo-small" if is_small() else "demo", is_demo=True)
 
 
 def workspace() -> Workspace:
@@ -93,6 +118,6 @@ def workspace() -> Workspace:
     if is_small():
         return demo_workspace()
     real = kaggle_workspace()
-    if (real.root / ".extracted").exists():
+    if real.extracted_marker.exists():
         return real
     return demo_workspace()

@@ -56,23 +56,36 @@ def write_kaggle_json(username: str, key: str) -> Path:
     return path
 
 
-def colab_credentials() -> bool:
-    """In Colab: take KAGGLE_USERNAME / KAGGLE_KEY from the Colab secrets (the key icon), or ask
-    for a ``kaggle.json`` upload. Returns True when credentials are now in place."""
-    if "google.colab" not in sys.modules:
-        return False
+def _colab_secret(name: str) -> str | None:
+    """A Colab secret (the key icon on the left), or None when it is missing or access was not granted."""
     try:
         from google.colab import userdata  # type: ignore
 
-        username, key = userdata.get("KAGGLE_USERNAME"), userdata.get("KAGGLE_KEY")
-        if username and key:
-            write_kaggle_json(username, key)
-            return True
-    except Exception:  # secret missing or access not granted: fall back to the upload
-        pass
+        return userdata.get(name) or None
+    except Exception:  # SecretNotFoundError, NotebookAccessError, or an older Colab without secrets
+        return None
+
+
+def colab_credentials(ask_upload: bool = False) -> bool:
+    """In Colab: take Kaggle credentials from the Colab secrets ``KAGGLE_USERNAME`` + ``KAGGLE_KEY``
+    (written to kaggle.json, mode 600) or ``KAGGLE_API_TOKEN`` (set for this session only); with
+    ``ask_upload``, else ask for a ``kaggle.json`` upload. Nothing is printed of them. Returns True
+    when credentials are now in place."""
+    if "google.colab" not in sys.modules:
+        return False
+    username, key = _colab_secret("KAGGLE_USERNAME"), _colab_secret("KAGGLE_KEY")
+    if username and key:
+        write_kaggle_json(username, key)
+        return True
+    token = _colab_secret("KAGGLE_API_TOKEN")
+    if token:
+        os.environ["KAGGLE_API_TOKEN"] = token
+        return True
+    if not ask_upload:
+        return False
     from google.colab import files  # type: ignore
 
-    print("Upload your kaggle.json (Kaggle → Settings → API → Create New Token):")
+    print("Upload your kaggle.json (Kaggle → Settings → API → Create New Token), or cancel to use the demo:")
     uploaded = files.upload()
     if "kaggle.json" not in uploaded:
         return False
@@ -85,7 +98,7 @@ NO_CREDENTIALS = (
     "No Kaggle credentials found. Either\n"
     "  - set KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN) in the environment,\n"
     "  - or save kaggle.json (Kaggle → Settings → API → Create New Token) as ~/.kaggle/kaggle.json,\n"
-    "  - or in Colab add KAGGLE_USERNAME and KAGGLE_KEY as secrets (the key icon on the left),\n"
+    "  - or in Colab add KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN) as secrets (the key icon on the left),\n"
     f"  - or download {ARCHIVE_NAME} from the competition's Data page by hand and put it in {{data}}."
 )
 
@@ -208,22 +221,30 @@ def _stamp(path: Path) -> str:
     return f"{Path(path).name}:{st.st_size}:{st.st_mtime_ns}"
 
 
+def is_extracted(archive: Path, ws: Workspace) -> bool:
+    """True when the workspace already holds this very archive's photos, checked."""
+    marker = ws.extracted_marker
+    return marker.exists() and json.loads(marker.read_text()).get("archive") == _stamp(archive)
+
+
 def extract_competition(archive: Path, ws: Workspace) -> Workspace:
     """Unpack the outer archive and the nested ``train.zip`` / ``test.zip`` into the workspace and
     verify the counts. A second call with the same archive does nothing."""
-    marker = ws.root / ".extracted"
-    if marker.exists() and json.loads(marker.read_text()).get("archive") == _stamp(archive):
+    marker = ws.extracted_marker
+    if is_extracted(archive, ws):
+        ws.root.mkdir(parents=True, exist_ok=True)
         return ws
     check_archive(archive)
-    ws.root.mkdir(parents=True, exist_ok=True)
+    ws.local.mkdir(parents=True, exist_ok=True)
+    ws.root.mkdir(parents=True, exist_ok=True)  # the kept folder (split, checkpoints), when elsewhere
     marker.unlink(missing_ok=True)
-    staging = ws.root / ".staging"
+    staging = ws.local / ".staging"
     shutil.rmtree(staging, ignore_errors=True)
     safe_extract(archive, staging, list(REQUIRED_MEMBERS))
     for inner, folder in (("train.zip", ws.train_dir), ("test.zip", ws.test_dir)):
         check_archive(staging / inner, required=())
         shutil.rmtree(folder, ignore_errors=True)
-        safe_extract(staging / inner, ws.root)
+        safe_extract(staging / inner, ws.local)
         if not folder.is_dir():
             raise DatasetError(f"{inner} in {archive} has no {folder.name}/ folder.")
     os.replace(staging / "sample_submission.csv", ws.sample_submission)
@@ -339,24 +360,41 @@ def demo_size() -> dict:
 # ---------------------------------------------------------------------------------------------
 # One call for notebook 01
 # ---------------------------------------------------------------------------------------------
-def prepare_dataset(archive: Path | str | None = None, download: bool = True) -> Workspace:
-    """Put the competition files in place and return their workspace.
+def prepare_dataset(archive: Path | str | None = None, *, download: bool = True, ask_upload: bool = False,
+                    quiet: bool = False) -> Workspace:
+    """Put the competition files in place and return their workspace, saying in one line what it did.
 
     In order: an archive given (or ``$CATSDOGS_ARCHIVE``, or already in ``data/``) is used; else,
-    with Kaggle credentials, it is downloaded; else the generated demo archive is used, and said so.
-    The ``small`` profile always uses the demo.
+    with Kaggle credentials (in Colab also its secrets, or with ``ask_upload`` a kaggle.json upload),
+    it is downloaded; else photos extracted earlier are used; else the generated demo archive, and
+    said so. The ``small`` profile always uses the demo. Every step is skipped when already done, so
+    any notebook can call this first, on a fresh machine or after the others.
     """
+    say = (lambda message: None) if quiet else print
     if not is_small():
         found = find_archive(archive)
-        if found is None and download and (has_kaggle_credentials() or colab_credentials()):
+        if found is None and download and (has_kaggle_credentials() or colab_credentials(ask_upload)):
             found = download_competition(data_dir())
+            say(f"downloaded {found} from Kaggle")
         if found is not None:
-            return extract_competition(found, kaggle_workspace())
-        if (kaggle_workspace().root / ".extracted").exists():  # extracted earlier, archive since moved
-            return kaggle_workspace()
-        print(f"No {ARCHIVE_NAME} in {data_dir()} and no Kaggle credentials: using the generated DEMO archive "
-              "(synthetic pictures). See notebook 01 or the README for the real data.")
+            return _extract_and_say(found, kaggle_workspace(), say)
+        real = kaggle_workspace()
+        if real.extracted_marker.exists():  # extracted earlier, archive since moved
+            say(f"Kaggle photos: already in place in {real.local} (extracted earlier)")
+            return real
+        say(f"No {ARCHIVE_NAME} in {data_dir()} and no Kaggle credentials: using the generated DEMO archive "
+            "(synthetic pictures). See notebook 01 or the README for the real data.")
     ws = demo_workspace()
     if not ws.archive.exists():
         make_demo_archive(ws.archive, **demo_size())
-    return extract_competition(ws.archive, ws)
+    return _extract_and_say(ws.archive, ws, say)
+
+
+def _extract_and_say(archive: Path, ws: Workspace, say) -> Workspace:
+    done = is_extracted(archive, ws)
+    extract_competition(archive, ws)
+    counts = json.loads(ws.extracted_marker.read_text())
+    what = "already in place in" if done else "extracted just now into"
+    say(f"{ws.label}: {what} {ws.local} ({counts['train']:,} labelled, {counts['test']:,} test photos; "
+        f"from {archive})")
+    return ws
