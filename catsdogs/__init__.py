@@ -3,6 +3,7 @@
 The notebooks hold the code a learner came to see (split, model build, training loop, submission);
 this package holds the plumbing they call.
 """
+from . import colab
 from .cache import CachedPhotos, ImageCache, build_cache, train_transform
 from .config import Workspace, data_dir, is_small, profile, workspace
 from .download import DatasetError, make_demo_archive, prepare_dataset

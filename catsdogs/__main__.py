@@ -1,4 +1,4 @@
-"""Command line: ``python -m catsdogs {run,predict,validate,demo-archive}``."""
+"""Command line: ``python -m catsdogs {run,predict,validate,demo-archive,export-weights,set-repository}``."""
 from __future__ import annotations
 
 import argparse
@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--out", type=Path, help="default: weights/linformer_vit_catsdogs.pt")
     export.add_argument("--data", default="", help="what the model was trained on, for the metadata")
 
+    repo = sub.add_parser("set-repository", help="write this repository's GitHub address into pyproject.toml and "
+                          "every notebook's Colab badge and setup cell")
+    repo.add_argument("url", help="e.g. https://github.com/you/catsdogs-vit")
+
     args = parser.parse_args(argv)
     from . import DatasetError, InvalidSubmission
 
@@ -76,12 +80,17 @@ def main(argv: list[str] | None = None) -> int:
             from .download import make_demo_archive
 
             print(f"wrote {make_demo_archive(args.out, args.per_class, args.test)}")
+        elif args.command == "set-repository":
+            from .colab import set_repository
+
+            changed = set_repository(args.url)
+            print(f"{args.url} written into {len(changed)} file(s)" + "".join(f"\n  {p}" for p in changed))
         elif args.command == "export-weights":
             from .config import SHIPPED_WEIGHTS
             from .weights import export_weights
 
             print(f"wrote {export_weights(args.checkpoint, args.out or SHIPPED_WEIGHTS, args.data)}")
-    except (DatasetError, InvalidSubmission, FileNotFoundError, RuntimeError) as err:
+    except (DatasetError, InvalidSubmission, FileNotFoundError, RuntimeError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
