@@ -1,0 +1,31 @@
+"""Each notebook opened on its own, on a fresh machine (as a Colab badge opens it), runs top to bottom:
+it finds what the earlier notebooks would have made, or makes it, and says which. (nbval runs them
+in order, sharing one data folder; here each starts from an empty one.)"""
+from __future__ import annotations
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from catsdogs.colab import notebook_paths
+
+SAYS = {  # what each notebook must tell a learner who opened it alone
+    "02_split": ["extracted just now into"],
+    "03_model": ["extracted just now into"],
+    "04_train": ["extracted just now into", "no split.csv yet (notebook 02 has not run here)"],
+    "05_submission": ["the shipped weights: notebook 04 has not trained a model here",
+                      "no split.csv yet (notebook 02 has not run here)"],
+    "06_vit_classes_explained": ["no split.csv yet (notebook 02 has not run here)"],
+}
+
+
+@pytest.mark.parametrize("notebook", [p for p in notebook_paths() if p.stem in SAYS], ids=lambda p: p.stem)
+def test_notebook_runs_alone_in_an_empty_workspace(notebook, isolated_data):
+    assert not isolated_data.exists()
+    nb = nbformat.read(notebook, as_version=4)
+    NotebookClient(nb, timeout=900, startup_timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(notebook.parent)}}).execute()
+    printed = "".join(out.get("text", "") for cell in nb.cells for out in cell.get("outputs", []))
+    for sentence in SAYS[notebook.stem]:
+        assert sentence in printed, f"{notebook.name} run alone did not say {sentence!r}"
+    assert (isolated_data / "demo-small" / ".extracted").exists()
