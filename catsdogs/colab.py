@@ -79,8 +79,8 @@ def is_setup_cell(cell) -> bool:
 
 
 def set_repository(url: str, repo_dir: Path = REPO_DIR) -> list[Path]:
-    """Write ``url`` into ``pyproject.toml`` and every notebook's badge and setup cell; returns the
-    files changed. The notebooks' outputs are kept."""
+    """Write ``url`` into ``pyproject.toml``, the README's badges and every notebook's badge and setup
+    cell; returns the files changed. The notebooks' outputs are kept."""
     url = url.rstrip("/").removesuffix(".git")
     badge_url(url, "check.ipynb")  # refuses anything that is not a GitHub address
     repo_dir = Path(repo_dir)
@@ -93,6 +93,13 @@ def set_repository(url: str, repo_dir: Path = REPO_DIR) -> list[Path]:
     if new_text != text:
         pyproject.write_text(new_text)
         changed.append(pyproject)
+    readme = repo_dir / "README.md"
+    if readme.exists():
+        text = readme.read_text()
+        new_text = _BADGE.sub(lambda m: badge_url(url, m.group(0).rsplit("/", 1)[1]), text)
+        if new_text != text:
+            readme.write_text(new_text)
+            changed.append(readme)
     for path in notebook_paths(repo_dir / "notebooks"):
         nb = nbformat.read(path, as_version=4)
         before = [cell.source for cell in nb.cells]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -61,15 +62,24 @@ def test_badge_and_setup_cell_name_the_repository_of_pyproject(notebook):
     assert nb.cells[0].source.count("colab.research.google.com/github/") == 1
 
 
+def test_readme_badges_name_the_repository_of_pyproject():
+    readme = (REPO_DIR / "README.md").read_text()
+    badges = re.findall(r"https://colab\.research\.google\.com/github/\S+?\.ipynb", readme)
+    assert sorted(badges) == sorted(badge_url(repository_url(), p.name) for p in notebook_paths())
+
+
 def test_set_repository_writes_pyproject_every_badge_and_setup_cell(tmp_path):
     shutil.copy(REPO_DIR / "pyproject.toml", tmp_path / "pyproject.toml")
+    shutil.copy(REPO_DIR / "README.md", tmp_path / "README.md")
     shutil.copytree(REPO_DIR / "notebooks", tmp_path / "notebooks")
     outputs_before = {p.name: [c.get("outputs") for c in nbformat.read(p, as_version=4).cells]
                       for p in notebook_paths(tmp_path / "notebooks")}
     url = "https://github.com/learner/my-cats"
     changed = set_repository(url + ".git", repo_dir=tmp_path)
-    assert len(changed) == 1 + len(outputs_before)
+    assert len(changed) == 2 + len(outputs_before)
     assert repository_url(tmp_path / "pyproject.toml") == url
+    readme = (tmp_path / "README.md").read_text()
+    assert "colab.research.google.com/github/OWNER" not in readme and readme.count("colab.research.google.com/github/learner/my-cats/") == len(outputs_before)
     for path in notebook_paths(tmp_path / "notebooks"):
         nb = nbformat.read(path, as_version=4)
         assert f"https://colab.research.google.com/github/learner/my-cats/blob/main/notebooks/{path.name}" in nb.cells[0].source
