@@ -24,6 +24,7 @@ from .config import REPO_DIR, data_dir, profile
 
 NOTEBOOK_DIR = REPO_DIR / "notebooks"
 INDENT = "  "
+RESULT_LINES = 5  # a cell's plain-text value is echoed up to this many lines
 # CSI sequences (colours, cursor moves), OSC sequences (titles, links) and two-byte escapes
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 
@@ -119,6 +120,8 @@ def _rich_marker(data: dict[str, Any]) -> str | None:
         return "[figure]"
     if "text/html" in data:
         return "[table]" if "<table" in str(data["text/html"]) else "[html output]"
+    if "text/markdown" in data:
+        return "[markdown]"
     if set(data) - {"text/plain"}:
         return f"[{sorted(set(data) - {'text/plain'})[0]} output]"
     return None
@@ -149,8 +152,11 @@ class EchoingClient(NotebookClient):
             marker = _rich_marker(data)
             if marker:
                 self.echo.note(marker)
-            elif data.get("text/plain"):
-                self.echo.write(data["text/plain"].rstrip("\n") + "\n")
+            elif data.get("text/plain"):  # a cell's value: a number is worth showing, a model's repr is not
+                lines = data["text/plain"].rstrip("\n").splitlines()
+                more = f"\n… {len(lines) - RESULT_LINES} more lines in the executed notebook" \
+                    if len(lines) > RESULT_LINES else ""
+                self.echo.write("\n".join(lines[:RESULT_LINES]) + more + "\n")
         # errors are not echoed: the one-line report at the end of the notebook names them
         return super().process_message(msg, cell, cell_index)
 
@@ -194,10 +200,12 @@ def describe_failure(name: str, err: BaseException, client: EchoingClient) -> st
     where = ""
     if client.current_cell is not None:
         index, cell = client.current_cell
-        number = sum(1 for c in client.nb.cells[: index + 1] if c.cell_type == "code")
+        # the In [n] of the executed notebook; counting code cells would also count the empty ones, never run
+        number = cell.get("execution_count") or sum(1 for c in client.nb.cells[: index + 1] if c.cell_type == "code")
         where = f", cell {number} (`{_first_line(cell.source)[:60]}`)"
     if isinstance(err, CellExecutionError):
-        what = f"{strip_ansi(err.ename)}: {_first_line(err.evalue)}" if _first_line(err.evalue) else strip_ansi(err.ename)
+        message = _first_line(err.evalue)
+        what = f"{strip_ansi(err.ename)}: {message}" if message else strip_ansi(err.ename)
     else:  # the kernel died, a cell timed out, the kernel did not start
         what = f"{type(err).__name__}: {_first_line(str(err))}"
     return f"✗ {name} failed{where}: {what}"
@@ -218,7 +226,8 @@ def run_notebooks(only: list[str] | None = None, out_dir: Path | None = None, in
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = notebooks(only, folder=folder)
     if not paths:
-        raise FileNotFoundError(f"no numbered notebook in {folder}" + (f" is numbered {' or '.join(only)}" if only else ""))
+        numbered = f" is numbered {' or '.join(only)}" if only else ""
+        raise FileNotFoundError(f"no numbered notebook in {folder}{numbered}")
     results = [NotebookResult(path.name) for path in paths]
     for path, result in zip(paths, results):
         print(f"▶ {path.name}", file=out, flush=True)

@@ -26,10 +26,15 @@ PRINTS = new_notebook(cells=[
                   "for _ in tqdm(range(4), desc='scratch', mininterval=0, leave=False):\n    pass\n"
                   "print('epoch 2: loss 0.4')"),
     new_code_cell("from IPython.display import HTML\nHTML('<table><tr><td>big table</td></tr></table>')"),
+    # a cell whose value is long, like a model's repr
+    new_code_cell("class Model:\n    def __repr__(self):\n"
+                  "        return '\\n'.join(f'repr line {i}' for i in range(1, 9))\nModel()"),
 ])
 FAILS = new_notebook(cells=[
     new_code_cell("print('reading the archive')"),
-    new_code_cell("check_archive = True  # the second cell fails\nraise ValueError('bad zip\\nsecond line of the message')"),
+    new_code_cell(""),  # empty: never executed, so the failing cell is In [2] though the third code cell
+    new_code_cell("check_archive = True  # the cell that fails\n"
+                  "raise ValueError('bad zip\\nsecond line of the message')"),
 ])
 NEVER = new_notebook(cells=[new_code_cell("print('this never runs')")])
 
@@ -56,9 +61,11 @@ def test_a_failing_notebook_gets_one_line_and_the_later_ones_do_not_run(tmp_path
     assert not any("scratch" in line for line in lines)  # a bar that clears itself leaves nothing
     assert "\r" not in out and "\x1b" not in out + err
     assert "  [table]" in lines and "big table" not in out  # a rich output is a marker, not its HTML
+    assert "  repr line 5" in lines and "repr line 6" not in out
+    assert "  … 3 more lines in the executed notebook" in lines
     # the failure: one line naming notebook, cell (number and first line) and error, then where the traceback is
     failure = [line for line in lines if "02_fails.ipynb failed" in line]
-    assert failure == ["✗ 02_fails.ipynb failed, cell 2 (`check_archive = True  # the second cell fails`): "
+    assert failure == ["✗ 02_fails.ipynb failed, cell 2 (`check_archive = True  # the cell that fails`): "
                        "ValueError: bad zip"]
     executed = out_dir / "02_fails.ipynb"
     assert f"  full traceback: {executed}" in lines
@@ -70,7 +77,7 @@ def test_a_failing_notebook_gets_one_line_and_the_later_ones_do_not_run(tmp_path
     assert summary[2].split()[:2] == ["failed", "02_fails.ipynb"]
     assert summary[3].split() == ["not", "run", "03_never.ipynb"]
     assert any(line.startswith("  model:") and "none trained yet" in line for line in summary)
-    # the executed notebooks: the failed one beside the others' out-dir, with the traceback; the source untouched
+    # the executed notebooks: the failed one in the out-dir, with the traceback; its source untouched
     traceback = [o for cell in nbformat.read(executed, as_version=4).cells if cell.cell_type == "code"
                  for o in cell.outputs if o.output_type == "error"]
     assert traceback and traceback[0].ename == "ValueError" and "second line" in traceback[0].evalue
