@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--only", nargs="*", help="notebook numbers to run, e.g. 01 02")
     run.add_argument("--inplace", action="store_true", help="write outputs into the notebooks themselves")
     run.add_argument("--out-dir", type=Path, help="where executed notebooks go (default data/runs/<profile>)")
+    run.add_argument("--notebook-dir", type=Path, help="folder of the numbered notebooks (default notebooks/)")
 
     predict = sub.add_parser("predict", help="write id,label (P(dog)) for every picture in a folder")
     predict.add_argument("images_dir", type=Path)
@@ -55,9 +56,13 @@ def main(argv: list[str] | None = None) -> int:
                 os.environ["CATSDOGS_PROFILE"] = args.profile
             if args.archive:
                 os.environ["CATSDOGS_ARCHIVE"] = str(args.archive.resolve())
-            from .run import run_notebooks
+            from .run import NotebookFailed, run_notebooks
 
-            run_notebooks(args.only, args.out_dir, args.inplace)
+            try:
+                run_notebooks(args.only, args.out_dir, args.inplace,
+                              **({"folder": args.notebook_dir} if args.notebook_dir else {}))
+            except NotebookFailed:  # already reported in one line and in the summary: no traceback
+                return 1
         elif args.command == "predict":
             from .predict import predict_folder
 

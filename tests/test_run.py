@@ -1,0 +1,166 @@
+"""``python -m catsdogs run``: what the user sees while notebooks run, when one fails, and at the end.
+
+Small notebooks written here run in a real Jupyter kernel (four kernel starts in all: they cost
+seconds each)."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from catsdogs.__main__ import main
+from catsdogs.config import REPO_DIR, workspace
+from catsdogs.run import NotebookResult, StreamEcho, print_summary, run_notebooks
+
+PRINTS = new_notebook(cells=[
+    new_markdown_cell("# prints, a progress bar, a table"),
+    new_code_cell("import sys\nfrom tqdm import tqdm\nprint('\\x1b[32mepoch 1\\x1b[0m: loss 0.5')\n"
+                  "for _ in tqdm(range(4), desc='train', mininterval=0, file=sys.stderr):\n    pass\n"
+                  "for _ in tqdm(range(4), desc='scratch', mininterval=0, leave=False):\n    pass\n"
+                  "print('epoch 2: loss 0.4')"),
+    new_code_cell("from IPython.display import HTML\nHTML('<table><tr><td>big table</td></tr></table>')"),
+    # a cell whose value is long, like a model's repr
+    new_code_cell("class Model:\n    def __repr__(self):\n"
+                  "        return '\\n'.join(f'repr line {i}' for i in range(1, 9))\nModel()"),
+])
+FAILS = new_notebook(cells=[
+    new_code_cell("print('reading the archive')"),
+    new_code_cell(""),  # empty: never executed, so the failing cell is In [2] though the third code cell
+    new_code_cell("check_archive = True  # the cell that fails\n"
+                  "raise ValueError('bad zip\\nsecond line of the message')"),
+])
+NEVER = new_notebook(cells=[new_code_cell("print('this never runs')")])
+
+
+def _write(folder: Path, notebooks: dict[str, nbformat.NotebookNode]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, nb in notebooks.items():
+        nbformat.write(nb, folder / name)
+    return folder
+
+
+def test_a_failing_notebook_gets_one_line_and_the_later_ones_do_not_run(tmp_path, capfd):
+    notebooks = _write(tmp_path / "notebooks", {"01_prints.ipynb": PRINTS, "02_fails.ipynb": FAILS,
+                                                "03_never.ipynb": NEVER})
+    out_dir = tmp_path / "out"
+    code = main(["run", "--notebook-dir", str(notebooks), "--out-dir", str(out_dir), "--inplace"])
+    out, err = capfd.readouterr()  # file descriptors: the kernels' own output would land here too
+    assert code == 1
+    lines = out.splitlines()
+    # the printed text is streamed: complete lines only (no \r redraws), no colour codes, not a test-suite tty
+    assert "  epoch 1: loss 0.5" in lines and "  epoch 2: loss 0.4" in lines
+    assert [line for line in lines if "train" in line and "%" in line] == \
+        [next(line for line in lines if "train: 100%" in line)]  # the finished bar, once
+    assert not any("scratch" in line for line in lines)  # a bar that clears itself leaves nothing
+    assert "\r" not in out and "\x1b" not in out + err
+    assert "  [table]" in lines and "big table" not in out  # a rich output is a marker, not its HTML
+    assert "  repr line 5" in lines and "repr line 6" not in out
+    assert "  … 3 more lines in the executed notebook" in lines
+    # the failure: one line naming notebook, cell (number and first line) and error, then where the traceback is
+    failure = [line for line in lines if "02_fails.ipynb failed" in line]
+    assert failure == ["✗ 02_fails.ipynb failed, cell 2 (`check_archive = True  # the cell that fails`): "
+                       "ValueError: bad zip"]
+    executed = out_dir / "02_fails.ipynb"
+    assert f"  full traceback: {executed}" in lines
+    assert "Traceback" not in out + err and "second line of the message" not in out + err
+    assert "this never runs" not in out and "without encryption" not in out + err
+    # the summary
+    summary = lines[lines.index("Summary"):]
+    assert summary[1].split()[:2] == ["ok", "01_prints.ipynb"]
+    assert summary[2].split()[:2] == ["failed", "02_fails.ipynb"]
+    assert summary[3].split() == ["not", "run", "03_never.ipynb"]
+    assert any(line.startswith("  model:") and "none trained yet" in line for line in summary)
+    # the executed notebooks: the failed one in the out-dir, with the traceback; its source untouched
+    traceback = [o for cell in nbformat.read(executed, as_version=4).cells if cell.cell_type == "code"
+                 for o in cell.outputs if o.output_type == "error"]
+    assert traceback and traceback[0].ename == "ValueError" and "second line" in traceback[0].evalue
+    assert not any(cell.get("outputs") for cell in nbformat.read(notebooks / "02_fails.ipynb", as_version=4).cells)
+    assert not (out_dir / "03_never.ipynb").exists()
+    ran_inplace = nbformat.read(notebooks / "01_prints.ipynb", as_version=4)  # --inplace: ok ones in place
+    assert "epoch 2" in "".join(o.get("text", "") for cell in ran_inplace.cells if cell.cell_type == "code"
+                                for o in cell.outputs)
+
+
+class _TimedWrites(io.StringIO):
+    """A stand-in terminal that remembers when each piece of text reached it."""
+
+    def __init__(self):
+        super().__init__()
+        self.writes: list[tuple[float, str]] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append((time.monotonic(), text))
+        return super().write(text)
+
+    def when(self, text: str) -> float:
+        return next(t for t, written in self.writes if text in written)
+
+
+def test_text_is_echoed_while_the_cell_runs_and_the_summary_reports_the_model(tmp_path):
+    ws = workspace()
+    run_dir = ws.checkpoint_dir / "modern-small"
+    run_dir.mkdir(parents=True)
+    (run_dir / "history.json").write_text(json.dumps([
+        {"epoch": 1, "val_acc": 0.71, "val_loss": 0.55},
+        {"epoch": 2, "val_acc": 0.8125, "val_loss": 0.4321},
+        {"epoch": 3, "val_acc": 0.83, "val_loss": 0.47},  # more accurate, but not the lowest log loss
+    ]))
+    ws.submission.write_text("id,label\n1,0.5\n")
+    notebooks = _write(tmp_path / "notebooks", {"04_slow.ipynb": new_notebook(cells=[new_code_cell(
+        "import time\nprint('early', flush=True)\ntime.sleep(3)\nprint('late')")])})
+    terminal = _TimedWrites()
+    results = run_notebooks(out_dir=tmp_path / "out", folder=notebooks, out=terminal)
+    assert [(r.name, r.status) for r in results] == [("04_slow.ipynb", "ok")]
+    assert terminal.when("late") - terminal.when("early") > 1.5  # echoed as it came, not when the cell ended
+    text = terminal.getvalue()
+    assert "  model:        best epoch 2 of 3 (lowest validation log loss): accuracy 0.8125, log loss 0.4321" in text
+    assert f"  data:         {ws.label}" in text
+    assert f"  submission:   {ws.submission}\n" in text and f"  checkpoints:  {run_dir}\n" in text
+    assert f"  notebooks:    {tmp_path / 'out'} (executed)" in text
+    assert (tmp_path / "out" / "04_slow.ipynb").exists()
+
+
+def test_on_a_terminal_progress_bars_redraw_in_place():
+    screen = io.StringIO()
+    echo = StreamEcho(screen, tty=True)
+    echo.write("\r\x1b[32mtrain  50%\x1b[0m", "stderr")
+    echo.write("\rtrain 100%", "stderr")
+    echo.write("epoch 1 done\n", "stdout")  # a line from the other stream lifts the bar, then redraws it
+    echo.finish()
+    assert screen.getvalue() == "\r  \x1b[32mtrain  50%\x1b[0m\r  train 100%\r\x1b[K  epoch 1 done\n  train 100%\n"
+
+
+def test_the_summary_says_plainly_when_nothing_was_trained(tmp_path):
+    screen = io.StringIO()
+    print_summary([NotebookResult("01_download.ipynb", "failed", 3.0, tmp_path / "01_download.ipynb"),
+                   NotebookResult("02_split.ipynb")], tmp_path, out=screen)
+    lines = screen.getvalue().splitlines()
+    assert lines[2].split() == ["failed", "01_download.ipynb", "3", "s"]
+    assert lines[3].split() == ["not", "run", "02_split.ipynb"]
+    assert any("none trained yet" in line for line in lines)
+    assert any(line.startswith("  submission:") and line.endswith("(not written)") for line in lines)
+
+
+def test_a_damaged_archive_ends_the_real_run_in_a_few_plain_lines(tmp_path):
+    damaged = tmp_path / "dogs-vs-cats-redux-kernels-edition.zip"
+    damaged.write_bytes(b"PK\x03\x04" + os.urandom(4000))  # a zip's first bytes, then noise
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CATSDOGS_")}
+    env.update(CATSDOGS_DATA=str(tmp_path / "data"), CATSDOGS_PROFILE="full")  # small would use the demo
+    proc = subprocess.run([sys.executable, "-m", "catsdogs", "run", "--only", "01", "--archive", str(damaged),
+                           "--out-dir", str(tmp_path / "out")], cwd=REPO_DIR, env=env, capture_output=True,
+                          text=True, timeout=600)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output
+    assert len(output.splitlines()) <= 15, output
+    assert "\x1b" not in output and "Traceback" not in output and "without encryption" not in output
+    failure = next(line for line in output.splitlines() if "failed" in line and "01_download.ipynb" in line)
+    assert "cell " in failure and "DatasetError" in failure and str(damaged) in failure
+    assert f"full traceback: {tmp_path / 'out' / '01_download.ipynb'}" in output
+    assert (tmp_path / "out" / "01_download.ipynb").exists()
