@@ -4,13 +4,13 @@ The notebooks hold the code a learner came to see (split, model build, training 
 this package holds the plumbing they call.
 """
 from . import colab
-from .cache import CachedPhotos, ImageCache, build_cache, train_transform
 from .config import Workspace, data_dir, is_small, profile, workspace
+from .data import CachedPhotos, ImageCache, build_cache, train_transform
+from .device import Device
 from .download import DatasetError, make_demo_archive, prepare_dataset
 from .images import CLASSES, UnreadableImage, image_id, label_from_name, list_images, list_labelled, read_rgb
 from .model import ModelConfig, build_model, count_parameters
-from .predict import (InvalidSubmission, load_model, log_loss, predict_folder, predict_probs,
-                      validate_submission, write_submission)
-from .training import TrainConfig, pick_device, pick_precision
+from .predict import evaluate, load_model, log_loss, predict_folder, predict_probs
+from .submission import InvalidSubmission, validate_submission, write_submission
 
 __version__ = "0.1.0"

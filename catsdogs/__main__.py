@@ -8,6 +8,19 @@ import warnings
 from pathlib import Path
 
 
+def parse_parameter(text: str) -> tuple[str, object]:
+    """``epochs=3`` → ("epochs", 3); a value that is not a Python literal stays a string."""
+    import ast
+
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip().isidentifier():
+        raise ValueError(f"-p takes NAME=VALUE, e.g. -p epochs=3, not {text!r}")
+    try:
+        return name.strip(), ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+        return name.strip(), value.strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m catsdogs", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -19,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--inplace", action="store_true", help="write outputs into the notebooks themselves")
     run.add_argument("--out-dir", type=Path, help="where executed notebooks go (default data/runs/<profile>)")
     run.add_argument("--notebook-dir", type=Path, help="folder of the numbered notebooks (default notebooks/)")
+    run.add_argument("--recipe", choices=["modern", "blog"], default="modern",
+                     help="blog: notebook 04 trains the blog's recipe (catsdogs.training.BLOG)")
+    run.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+                     help="override a value of the notebooks' parameters cells, e.g. -p epochs=3 (repeatable)")
 
     predict = sub.add_parser("predict", help="write id,label (P(dog)) for every picture in a folder")
     predict.add_argument("images_dir", type=Path)
@@ -58,8 +75,14 @@ def main(argv: list[str] | None = None) -> int:
                 os.environ["CATSDOGS_ARCHIVE"] = str(args.archive.resolve())
             from .run import NotebookFailed, run_notebooks
 
+            parameters = {}
+            if args.recipe == "blog":
+                from .training import BLOG
+
+                parameters.update(BLOG)
+            parameters.update(parse_parameter(text) for text in args.parameter)
             try:
-                run_notebooks(args.only, args.out_dir, args.inplace,
+                run_notebooks(args.only, args.out_dir, args.inplace, parameters=parameters,
                               **({"folder": args.notebook_dir} if args.notebook_dir else {}))
             except NotebookFailed:  # already reported in one line and in the summary: no traceback
                 return 1
@@ -74,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "validate":
             import csv
 
-            from .predict import validate_submission
+            from .submission import validate_submission
 
             ids = None
             if args.sample:
@@ -91,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             changed = set_repository(args.url)
             print(f"{args.url} written into {len(changed)} file(s)" + "".join(f"\n  {p}" for p in changed))
         elif args.command == "export-weights":
+            from .checkpoints import export_weights
             from .config import SHIPPED_WEIGHTS
-            from .weights import export_weights
 
             print(f"wrote {export_weights(args.checkpoint, args.out or SHIPPED_WEIGHTS, args.data)}")
     except (DatasetError, InvalidSubmission, FileNotFoundError, RuntimeError, ValueError) as err:

@@ -93,6 +93,30 @@ class Workspace:
     def submission(self) -> Path:
         return self.root / "submission.csv"
 
+    def run_dir(self, recipe: str) -> Path:
+        """The checkpoints and history of one training run: ``checkpoints/<recipe>-<profile>``
+        (``teacher`` for the CNN teacher)."""
+        return self.checkpoint_dir / f"{recipe}-{profile()}"
+
+    def split(self):
+        """The train/validation split (a DataFrame: file, label, subset), made once and kept."""
+        from .data import load_or_make_split
+
+        return load_or_make_split(self)
+
+    def photos(self, subset: str, **options):
+        """The ``train`` or ``val`` photos as a dataset (see :func:`catsdogs.data.photos`)."""
+        from .data import photos
+
+        return photos(self, subset, **options)
+
+    def histories(self) -> dict[str, list[dict]]:
+        """The per-epoch history of each recipe trained in this workspace (``modern``, ``blog``), by name."""
+        from .checkpoints import read_history
+
+        found = {recipe: read_history(self.run_dir(recipe) / "history.json") for recipe in ("modern", "blog")}
+        return {recipe: history for recipe, history in found.items() if history}
+
     @property
     def label(self) -> str:
         return "DEMO (synthetic pictures, not the Kaggle photos)" if self.is_demo else "Kaggle photos"

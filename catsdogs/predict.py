@@ -1,23 +1,40 @@
-"""Inference and the Kaggle submission: P(dog) for every test photo, written and validated."""
+"""Inference: P(dog) for photos, the competition's metric, and a model loaded for prediction.
+
+Nothing here imports the training code: predicting needs the model, the photos, the device and a
+checkpoint, never an optimiser.
+"""
 from __future__ import annotations
 
-import csv
 import math
-import os
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from tqdm import tqdm
 
-from .cache import CachedPhotos, ImageCache, build_cache
+from .checkpoints import load_checkpoint
 from .config import SHIPPED_WEIGHTS
-from .images import image_id, list_images, numeric_sort_key
+from .data import ImageCache, default_workers, eval_loader
+from .device import Device
+from .images import UnreadableImage, image_id, list_images, read_rgb, warn_unreadable
 from .model import ModelConfig, build_model
-from .training import autocast, load_checkpoint, pick_device, pick_precision, to_model_input
+from .submission import write_submission
+
+
+def log_loss(labels: np.ndarray, probs: np.ndarray, eps: float = 1e-15) -> float:
+    """Kaggle's metric for this competition: mean binary cross-entropy of P(dog)."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), eps, 1 - eps)  # in float32, 1 - 1e-15 rounds to 1
+    return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+
+
+def accuracy(labels: np.ndarray, probs: np.ndarray) -> float:
+    """The share of photos on the right side of P(dog) = 0.5."""
+    return float(np.mean((np.asarray(probs) >= 0.5) == np.asarray(labels)))
 
 
 def matched_crop(crop_scale: tuple[float, float]) -> float:
@@ -51,138 +68,117 @@ def centre_crop(images: torch.Tensor, fraction: float) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def predict_probs(model: nn.Module, loader: DataLoader, device: torch.device, precision: str,
-                  flip_tta: bool = False, crop: float = 1.0, desc: str = "predicting") -> np.ndarray:
+def _predict(model: nn.Module, loader: DataLoader, device: Device, flip_tta: bool, crop: float,
+             desc: str) -> tuple[np.ndarray, np.ndarray]:
+    """P(dog) for every photo of ``loader``, and the second item of its batches (labels, or the
+    reasons photos could not be read) gathered alongside."""
+    model.eval()
+    probs, seconds = [], []
+    for images, second in tqdm(loader, desc=desc, unit="batch", leave=False):
+        x = device.input(centre_crop(images, crop))
+        with device.autocast():
+            p = model(x).float().softmax(dim=1)[:, 1]
+            if flip_tta:
+                p = (p + model(x.flip(3)).float().softmax(dim=1)[:, 1]) / 2
+        probs.append(p)
+        seconds += second.tolist() if torch.is_tensor(second) else list(second)
+    if not probs:
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
+    return torch.cat(probs).cpu().double().numpy(), np.asarray(seconds)
+
+
+def predict_probs(model: nn.Module, loader: DataLoader, device: Device, *, flip_tta: bool = False,
+                  crop: float = 1.0, desc: str = "predicting") -> np.ndarray:
     """P(dog) for every photo of ``loader``, in eval mode (no dropout), batched, without autograd.
 
     With ``flip_tta`` each photo is also seen mirrored and the two probabilities are averaged; with
     ``crop`` < 1 the model sees the centre of each photo (see :func:`matched_crop`).
     """
-    model.eval()
-    probs = []
-    for images, _ in tqdm(loader, desc=desc, unit="batch", leave=False):
-        x = to_model_input(centre_crop(images, crop), device, precision)
-        with autocast(device, precision):
-            p = model(x).float().softmax(dim=1)[:, 1]
-            if flip_tta:
-                p = (p + model(x.flip(3)).float().softmax(dim=1)[:, 1]) / 2
-        probs.append(p)
-    return torch.cat(probs).cpu().double().numpy() if probs else np.zeros(0)
+    return _predict(model, loader, device, flip_tta, crop, desc)[0]
 
 
-def log_loss(labels: np.ndarray, probs: np.ndarray, eps: float = 1e-15) -> float:
-    """Kaggle's metric for this competition: mean binary cross-entropy of P(dog)."""
-    p = np.clip(np.asarray(probs, dtype=np.float64), eps, 1 - eps)  # in float32, 1 - 1e-15 rounds to 1
-    return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+@dataclass
+class Evaluation:
+    """P(dog) for each photo of a labelled loader, and how good they are."""
+
+    probs: np.ndarray
+    labels: np.ndarray
+    accuracy: float
+    log_loss: float
 
 
-def eval_loader(cache: ImageCache, rows: np.ndarray, labels: np.ndarray | None = None,
-                batch_size: int = 256, workers: int = 0) -> DataLoader:
-    return DataLoader(CachedPhotos(cache, rows, labels), batch_size=batch_size, shuffle=False,
-                      num_workers=workers, pin_memory=torch.cuda.is_available())
+def evaluate(model: nn.Module, loader: DataLoader, device: Device, *, flip_tta: bool = False,
+             crop: float = 1.0) -> Evaluation:
+    """Accuracy and log loss (the competition's metric) of ``model`` on a labelled loader."""
+    probs, labels = _predict(model, loader, device, flip_tta, crop, "evaluating")
+    return Evaluation(probs, labels, accuracy(labels, probs), log_loss(labels, probs))
 
 
-def load_model(checkpoint: Path | None = None, device: torch.device | None = None) -> tuple[nn.Module, dict]:
+def load_model(checkpoint: Path | None = None, device: Device | None = None) -> tuple[nn.Module, dict]:
     """A model in eval mode from a training checkpoint or, by default, the shipped weights."""
-    device = device or pick_device()
+    device = device or Device.pick()
     path = Path(checkpoint) if checkpoint else SHIPPED_WEIGHTS
-    state = load_checkpoint(path, map_location=device)
+    state = load_checkpoint(path, map_location=device.device)
     model = build_model(ModelConfig(**state.get("model_config", {})))
     model.load_state_dict({k: v.float() for k, v in state["model"].items()})
-    return model.to(device).eval(), state
+    return model.to(device.device).eval(), state
 
 
-def write_submission(ids: list[str], probs: np.ndarray, path: Path, clip: float = 0.0) -> Path:
-    """Write ``id,label`` rows sorted by numeric id; ``clip`` bounds P(dog) to [clip, 1-clip],
-    which caps the log-loss cost of a confident mistake."""
-    if len(ids) != len(probs):
-        raise ValueError(f"{len(ids)} ids but {len(probs)} probabilities")
-    rows = sorted(zip(ids, np.clip(probs, clip, 1 - clip)), key=lambda r: numeric_sort_key(r[0]))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["id", "label"])
-        writer.writerows((i, f"{p:.6f}") for i, p in rows)
-    os.replace(tmp, path)
-    return path
+def predict_cache(model: nn.Module, cache: ImageCache, device: Device, *, flip_tta: bool = False,
+                  crop: float = 1.0, batch_size: int = 256) -> np.ndarray:
+    """P(dog) for every row of a decode-once cache, in its order; 0.5 (the label that costs least
+    when we know nothing) for files that could not be read, so a submission is never short."""
+    from .data import CachedPhotos
 
-
-class InvalidSubmission(ValueError):
-    """A submission Kaggle would reject or score wrongly; the message names the first bad row."""
-
-
-def validate_submission(path: Path, expected_ids: list[str] | None = None) -> int:
-    """Check a submission file and return its number of rows, or raise :class:`InvalidSubmission`.
-
-    Checks the header ``id,label``; every label a number in [0, 1] (no NaN); no duplicate ids; and,
-    given ``expected_ids`` (for example from ``sample_submission.csv``), no missing or unknown id.
-    """
-    path = Path(path)
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header != ["id", "label"]:
-            raise InvalidSubmission(f"{path.name}: the header must be 'id,label', found {','.join(header or [])!r}")
-        seen: set[str] = set()
-        expected = None if expected_ids is None else set(map(str, expected_ids))
-        for line_no, row in enumerate(reader, start=2):
-            if len(row) != 2:
-                raise InvalidSubmission(f"{path.name} line {line_no}: expected 2 columns, found {len(row)}: {row!r}")
-            rid, raw = row[0].strip(), row[1].strip()
-            if rid in seen:
-                raise InvalidSubmission(f"{path.name} line {line_no}: duplicate id {rid!r}")
-            if expected is not None and rid not in expected:
-                raise InvalidSubmission(f"{path.name} line {line_no}: unknown id {rid!r} (not a test photo)")
-            try:
-                value = float(raw)
-            except ValueError:
-                raise InvalidSubmission(f"{path.name} line {line_no}: label {raw!r} is not a number") from None
-            if math.isnan(value):
-                raise InvalidSubmission(f"{path.name} line {line_no}: label is NaN for id {rid!r}")
-            if not 0.0 <= value <= 1.0:
-                raise InvalidSubmission(f"{path.name} line {line_no}: label {value} for id {rid!r} is outside [0, 1]")
-            seen.add(rid)
-    if expected is not None and seen != expected:
-        missing = sorted(expected - seen, key=numeric_sort_key)
-        raise InvalidSubmission(f"{path.name}: {len(missing)} test id(s) have no row, the first is {missing[0]!r}")
-    return len(seen)
-
-
-def predict_cache(model: nn.Module, cache: ImageCache, device: torch.device, precision: str,
-                  flip_tta: bool = False, crop: float = 1.0, batch_size: int = 256) -> np.ndarray:
-    """P(dog) for every row of a cache, in its order; 0.5 (the label that costs least when we know
-    nothing) for files that could not be read, so a submission is never short."""
     probs = np.full(len(cache), 0.5)
-    loader = eval_loader(cache, np.arange(len(cache)), batch_size=batch_size)
-    probs[cache.ok] = predict_probs(model, loader, device, precision, flip_tta, crop)
+    loader = eval_loader(CachedPhotos(cache, np.arange(len(cache))), batch_size=batch_size)
+    probs[cache.ok] = predict_probs(model, loader, device, flip_tta=flip_tta, crop=crop)
     return probs
 
 
-def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, flip_tta: bool = True,
-                   clip: float = 0.0, crop: float | None = None, cache_dir: Path | None = None,
-                   batch_size: int = 256) -> Path:
-    """Write ``id,label`` (label = P(dog)) for every picture in ``images_dir``.
+class PhotoFiles(Dataset):
+    """Photo files decoded as they are read (uint8 CHW, 224x224), for a one-off prediction that
+    should leave nothing on disk. An unreadable file yields a blank picture and is remembered."""
 
-    ``crop`` defaults to the centre crop matched to the checkpoint's training crops
-    (:func:`matched_crop`), or 1 (the whole photo) when the checkpoint does not record them.
+    def __init__(self, files: list[Path], size: int = 224):
+        self.files, self.size = list(files), size
 
-    Unreadable files get 0.5, the label that costs least when we know nothing, so the file always
-    has one row per picture. Raises if no picture at all could be read.
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        try:
+            image, error = read_rgb(self.files[i], self.size), ""
+        except UnreadableImage as err:
+            image, error = np.zeros((self.size, self.size, 3), np.uint8), str(err)
+        return torch.from_numpy(image).permute(2, 0, 1), error
+
+
+def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, *, flip_tta: bool = True,
+                   clip: float = 0.0, crop: float | None = None, batch_size: int = 128) -> Path:
+    """Write ``id,label`` (label = P(dog)) for every picture in ``images_dir``; nothing else is written.
+
+    The photos are decoded as they stream through the model (no cache on disk). ``crop`` defaults to
+    the centre crop matched to the checkpoint's training crops (:func:`matched_crop`). Unreadable
+    files get 0.5, the label that costs least when we know nothing, and are named in one warning, so
+    the file always has one row per picture. Raises if no picture at all could be read.
     """
     files = list_images(images_dir)
     if not files:
         raise FileNotFoundError(f"No pictures (.jpg, .png, ...) in {images_dir}.")
-    device = pick_device()
+    device = Device.pick()
     model, state = load_model(checkpoint, device)
     crop = checkpoint_crop(state) if crop is None else crop
-    precision = pick_precision(device)
-    cache_dir = Path(cache_dir) if cache_dir else Path(out).resolve().parent / ".cache"
-    cache = build_cache(files, cache_dir / f"{Path(images_dir).resolve().name}_224.npy", 224)
-    if not cache.ok.any():
+    loader = DataLoader(PhotoFiles(files), batch_size=batch_size, num_workers=min(default_workers(), 4),
+                        pin_memory=device.type == "cuda")
+    probs, reasons = _predict(model, loader, device, flip_tta, crop, "predicting")
+    bad = {f.name: reason for f, reason in zip(files, reasons) if reason}
+    if len(bad) == len(files):
         raise RuntimeError(f"None of the {len(files)} files in {images_dir} could be read as a picture.")
-    probs = predict_cache(model, cache, device, precision, flip_tta, crop, batch_size)
-    if not cache.ok.all():
-        print(f"{int((~cache.ok).sum())} unreadable file(s), named in the warning above, get P(dog) = 0.5.")
-    return write_submission([image_id(n) for n in cache.names], probs, out, clip)
+    if bad:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warn_unreadable(bad, f"in {images_dir} (P(dog) = 0.5)")
+        probs[[i for i, r in enumerate(reasons) if r]] = 0.5
+        print(f"{len(bad)} unreadable file(s), named in the warning above, get P(dog) = 0.5.")
+    return write_submission([image_id(f.name) for f in files], probs, out, clip)

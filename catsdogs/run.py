@@ -7,6 +7,7 @@ error) and the path of the executed notebook that holds the full traceback.
 """
 from __future__ import annotations
 
+import ast
 import json
 import re
 import sys
@@ -211,15 +212,40 @@ def describe_failure(name: str, err: BaseException, client: EchoingClient) -> st
     return f"✗ {name} failed{where}: {what}"
 
 
+def parameter_names(nb: nbformat.NotebookNode) -> set[str]:
+    """The names the notebook's cell tagged ``parameters`` assigns (papermill's convention)."""
+    cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
+    if cell is None:
+        return set()
+    tree = ast.parse(cell.source)
+    return {target.id for node in tree.body if isinstance(node, ast.Assign)
+            for target in node.targets if isinstance(target, ast.Name)}
+
+
+def inject_parameters(nb: nbformat.NotebookNode, parameters: dict[str, Any]) -> dict[str, Any]:
+    """Put a cell tagged ``injected-parameters`` right after the ``parameters`` cell that sets those of
+    ``parameters`` the notebook has (as papermill does); returns what was injected."""
+    chosen = {name: value for name, value in parameters.items() if name in parameter_names(nb)}
+    if chosen:
+        index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+        source = "# Injected parameters\n" + "\n".join(f"{name} = {value!r}" for name, value in chosen.items())
+        nb.cells.insert(index + 1, nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]}))
+    return chosen
+
+
 def run_notebooks(only: list[str] | None = None, out_dir: Path | None = None, inplace: bool = False,
-                  timeout: int | None = None, *, folder: Path = NOTEBOOK_DIR,
+                  timeout: int | None = None, *, folder: Path = NOTEBOOK_DIR, parameters: dict[str, Any] | None = None,
                   out: TextIO | None = None) -> list[NotebookResult]:
     """Execute the notebooks in ``folder`` in order, echoing their printed text, then print a summary.
 
     Outputs go to ``data/runs/<profile>/`` (the committed notebooks keep theirs) unless ``inplace``;
-    a failed notebook always goes there. The kernel inherits this process's environment, so
-    ``CATSDOGS_*`` variables reach the notebooks. Stops at the first failing cell and raises
+    a failed notebook always goes there. ``parameters`` override the values of the notebooks' cells
+    tagged ``parameters`` (each notebook gets those it has). The kernel inherits this process's
+    environment (``CATSDOGS_PROFILE``, ``CATSDOGS_DATA``...). Stops at the first failing cell and raises
     :class:`NotebookFailed` after the summary (so that callers cannot mistake a failure for success)."""
+    parameters = dict(parameters or {})
+    if parameters and inplace:
+        raise ValueError("--inplace keeps each notebook's own parameters: leave out the parameters, or --inplace.")
     out = out if out is not None else sys.stdout
     echo = StreamEcho(out)
     out_dir = Path(out_dir or data_dir() / "runs" / profile())
@@ -228,11 +254,18 @@ def run_notebooks(only: list[str] | None = None, out_dir: Path | None = None, in
     if not paths:
         numbered = f" is numbered {' or '.join(only)}" if only else ""
         raise FileNotFoundError(f"no numbered notebook in {folder}{numbered}")
+    known = set().union(*(parameter_names(nbformat.read(path, as_version=4)) for path in paths))
+    unknown = sorted(set(parameters) - known)
+    if unknown:
+        raise ValueError(f"no notebook run here has a parameter {', '.join(unknown)} (they have: {', '.join(sorted(known))})")
     results = [NotebookResult(path.name) for path in paths]
     for path, result in zip(paths, results):
         print(f"▶ {path.name}", file=out, flush=True)
         start = time.monotonic()
         nb = nbformat.read(path, as_version=4)
+        injected = inject_parameters(nb, parameters)
+        if injected:
+            print(INDENT + "parameters: " + ", ".join(f"{k} = {v!r}" for k, v in injected.items()), file=out)
         client = EchoingClient(nb, echo, timeout=timeout, startup_timeout=300, kernel_name="python3",
                                coalesce_streams=True, config=kernel_config(),
                                resources={"metadata": {"path": str(path.parent)}})
@@ -282,7 +315,7 @@ def run_outputs() -> RunOutputs:
     import catsdogs
 
     ws = catsdogs.workspace()
-    run_dir = ws.checkpoint_dir / f"modern-{catsdogs.profile()}"
+    run_dir = ws.run_dir("modern")
     return RunOutputs(data_label=ws.label, submission=ws.submission, checkpoints=run_dir,
                       history=run_dir / "history.json")
 

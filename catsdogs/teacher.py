@@ -9,22 +9,16 @@ Nothing here is pretrained: the teacher sees only the training split.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
-from torchvision.transforms.v2 import functional as TF
-from tqdm import tqdm
 
-from .config import is_small
-from .predict import log_loss
-from .training import (TrainConfig, autocast, epoch_line, load_checkpoint, make_optimizer, make_scheduler,
-                       save_checkpoint, to_model_input)
+from .device import Device
+from .predict import evaluate
+from .training import SMALL, TrainConfig, fit
 
 
 @dataclass(frozen=True)
@@ -37,10 +31,16 @@ class TeacherConfig:
     epochs: int = 15
     lr: float = 2e-3
 
-    @classmethod
-    def for_profile(cls) -> "TeacherConfig":
-        """The full teacher, or one short epoch in the ``small`` profile (tests, CI)."""
-        return replace(cls(), epochs=1) if is_small() else cls()
+    def small(self) -> "TeacherConfig":
+        """The tests' profile: one short epoch."""
+        return replace(self, epochs=SMALL["teacher_epochs"])
+
+    def recipe(self) -> TrainConfig:
+        """How the teacher trains: AdamW at twice the ViT's rate, one warm-up epoch then cosine, no
+        label smoothing (it would flatten the probabilities the student learns from), no clipping.
+        Muon is for a transformer's matrices, not for convolutions."""
+        return TrainConfig(recipe="teacher", optimizer="adamw", epochs=self.epochs, lr=self.lr, warmup_epochs=1.0,
+                           label_smoothing=0.0, grad_clip=0.0, distill=0.0, seed=0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,22 +51,25 @@ def _stage(c_in: int, c_out: int) -> nn.Sequential:
                          nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
-def build_teacher(config: TeacherConfig = TeacherConfig()) -> nn.Module:
-    w = config.width
-    return nn.Sequential(
-        nn.Conv2d(3, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
-        _stage(w, 2 * w), _stage(2 * w, 4 * w), _stage(4 * w, 8 * w), _stage(8 * w, 8 * w),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(8 * w, 2),
-    ).to(memory_format=torch.channels_last)
+class Teacher(nn.Module):
+    """The CNN, taking the student's own input (224x224, normalised) and shrinking it first, so the
+    training step and evaluation treat it like any other model."""
 
+    def __init__(self, config: TeacherConfig = TeacherConfig()):
+        super().__init__()
+        w = config.width
+        self.image_size = config.image_size
+        self.net = nn.Sequential(
+            nn.Conv2d(3, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+            _stage(w, 2 * w), _stage(2 * w, 4 * w), _stage(4 * w, 8 * w), _stage(8 * w, 8 * w),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(8 * w, 2),
+        ).to(memory_format=torch.channels_last)
 
-def teacher_logits(teacher: nn.Module, images: torch.Tensor, config: TeacherConfig, device: torch.device,
-                   precision: str) -> torch.Tensor:
-    """The teacher's logits for a uint8 batch (the very crops the student sees), shrunk to its size."""
-    if images.shape[-1] != config.image_size:
-        images = TF.resize(images, [config.image_size, config.image_size], antialias=True)
-    with autocast(device, precision):
-        return teacher(to_model_input(images, device, precision)).float()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.image_size:  # antialiased resizing has no bf16 kernel on the CPU: in fp32
+            x = F.interpolate(x.float(), size=(self.image_size, self.image_size), mode="bilinear", antialias=True,
+                              align_corners=False).to(x.dtype)
+        return self.net(x.contiguous(memory_format=torch.channels_last))
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
@@ -75,72 +78,16 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     return -(teacher_logits.softmax(dim=1) * student_logits.log_softmax(dim=1)).sum(dim=1).mean()
 
 
-def train_teacher(train_loader: DataLoader, val_loader: DataLoader, val_labels: np.ndarray, path: Path,
-                  device: torch.device, precision: str, config: TeacherConfig = TeacherConfig(),
-                  seed: int = 0) -> tuple[nn.Module, list[dict]]:
-    """Train the teacher, or load it from ``path`` if a finished one with this configuration is there.
-
-    AdamW with a one-epoch warm-up and cosine decay (the ViT's AdamW settings, at twice the learning
-    rate and without label smoothing, which would flatten the probabilities the student learns from;
-    Muon is for a transformer's matrices, not for convolutions).
-    After every epoch the unfinished teacher is saved beside ``path`` (``teacher_last.pt``), so an
-    interrupted run resumes after its last finished epoch instead of starting again.
-    """
-    teacher = build_teacher(config).to(device)
-    path = Path(path)
-    if path.exists():
-        state = load_checkpoint(path, device)
-        if state["teacher_config"] == config.to_dict():
-            teacher.load_state_dict(state["model"])
-            print(f"teacher loaded from {path}: {epoch_line(state['history'][-1])}")
-            return teacher.eval(), state["history"]
-    recipe = TrainConfig(optimizer="adamw", epochs=config.epochs, lr=config.lr, warmup_epochs=1.0,
-                         label_smoothing=0.0, grad_clip=0.0)
-    optimizer = make_optimizer(teacher, recipe)
-    scheduler = make_scheduler(optimizer, recipe, steps_per_epoch=len(train_loader))
-    history, start, last = [], 0, path.with_name("teacher_last.pt")
-    if last.exists():
-        state = load_checkpoint(last, device)
-        if state["teacher_config"] == config.to_dict():
-            teacher.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            history, start = state["history"], state["epoch"]
-            print(f"teacher resuming after epoch {start} from {last}")
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")  # fp16 gradients underflow unscaled
-    torch.manual_seed(seed + start)
-    for epoch in range(start, config.epochs):
-        teacher.train()
-        started, loss_sum, correct, seen = time.time(), 0.0, 0, 0
-        for images, labels in tqdm(train_loader, desc=f"teacher {epoch + 1}/{config.epochs}", unit="batch",
-                                   mininterval=2, leave=False):
-            labels = labels.to(device)
-            logits = teacher_logits(teacher, images, config, device, precision)
-            loss = F.cross_entropy(logits, labels)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            loss_sum += loss.item() * len(labels)
-            correct += (logits.argmax(dim=1) == labels).sum().item()
-            seen += len(labels)
-        probs = predict_teacher(teacher, val_loader, config, device, precision)
-        history.append(dict(epoch=epoch + 1, loss=loss_sum / seen, acc=correct / seen, val_loss=log_loss(val_labels, probs),
-                            val_acc=float(np.mean((probs >= 0.5) == val_labels)), epoch_s=time.time() - started))
-        print("teacher", epoch_line(history[-1]), f"- {history[-1]['epoch_s']:.0f} s", flush=True)
-        save_checkpoint(last, model=teacher.state_dict(), optimizer=optimizer.state_dict(),
-                        scheduler=scheduler.state_dict(), epoch=epoch + 1, history=history,
-                        teacher_config=config.to_dict())
-    save_checkpoint(path, model=teacher.state_dict(), teacher_config=config.to_dict(), history=history)
-    last.unlink(missing_ok=True)
+def train_teacher(train_loader, val_loader, *, run_dir: Path, device: Device,
+                  config: TeacherConfig = TeacherConfig()) -> tuple[Teacher, list[dict]]:
+    """Train the teacher with :func:`catsdogs.training.fit` (the student's own loop), or load it:
+    a finished run in ``run_dir`` with this configuration is reused, an interrupted one resumes
+    after its last finished epoch."""
+    torch.manual_seed(0)
+    teacher = Teacher(config).to(device.device)
+    history = fit(teacher, train_loader, val_loader, config=config.recipe(), device=device, name="teacher ",
+                  loss_fn=lambda logits, labels, x: F.cross_entropy(logits, labels), run_dir=run_dir,
+                  extra=dict(teacher_config=config.to_dict()))
+    val = evaluate(teacher, val_loader, device)
+    print(f"teacher: {len(history)} epochs, validation accuracy {val.accuracy:.4f}, log loss {val.log_loss:.4f}")
     return teacher.eval(), history
-
-
-@torch.no_grad()
-def predict_teacher(teacher: nn.Module, loader: DataLoader, config: TeacherConfig, device: torch.device,
-                    precision: str) -> np.ndarray:
-    """P(dog) from the teacher for every photo of ``loader`` (whole photos, eval mode)."""
-    teacher.eval()
-    probs = [teacher_logits(teacher, images, config, device, precision).softmax(dim=1)[:, 1] for images, _ in loader]
-    return torch.cat(probs).cpu().double().numpy()

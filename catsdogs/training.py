@@ -1,31 +1,38 @@
-"""Training plumbing: recipes, device and precision, optimiser schedule, checkpoints.
+"""Training: the recipe, the optimisers and their schedule, one epoch of training, and the epochs.
 
-The training loop itself is written out in notebook 04; this module holds what the loop calls.
+Notebook 04 sets the recipe in its ``parameters`` cell and shows :func:`train_epoch` and :func:`fit`
+where it explains them; the CNN teacher (``catsdogs.teacher``) and notebook 06 train with the same
+two functions.
 """
 from __future__ import annotations
 
-import contextlib
-import functools
-import json
 import math
-import os
-import pickle
-import re
+import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
-from .config import is_small
+from .checkpoints import epoch_line, load_checkpoint, save_checkpoint, write_history
+from .device import Device
+from .predict import evaluate
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+# The tests' profile (CATSDOGS_PROFILE=small): the same notebooks, one short epoch on the tiny demo.
+SMALL = dict(epochs=1, batch_size=32, warmup_epochs=0.0, teacher_epochs=1)
+
+# The blog's recipe: Adam at a constant 3e-5 (its StepLR is never stepped), batch 64, random resized
+# crops at torchvision's default scale, plain cross-entropy, 20 epochs, no teacher.
+BLOG = dict(recipe="blog", init="default", epochs=20, batch_size=64, optimizer="adam", lr=3e-5, weight_decay=0.0,
+            schedule="constant", warmup_epochs=0.0, label_smoothing=0.0, crop_scale=(0.08, 1.0), grad_clip=0.0,
+            distill=0.0)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training recipe. ``blog()`` reproduces the popular notebook; ``modern()`` is ours."""
+    """One training recipe; the defaults are the modern one, :data:`BLOG` the blog's."""
 
     recipe: str = "modern"
     init: str = "mimetic"  # "mimetic" (attention starts local, see model.mimetic_init_) or "default" (the libraries')
@@ -44,152 +51,36 @@ class TrainConfig:
     distill: float = 1.0  # weight of the CNN teacher's predictions in the loss (catsdogs.teacher); 0 = labels only
     seed: int = 42
     precision: str = "auto"  # "auto", "bf16", "fp16" or "fp32"
-    num_workers: int = -1  # -1 = sized to the machine
-    compile: bool = False  # torch.compile the model (measured slower on the 2-core CPU: see notebook 04)
+    compile_model: bool = False  # torch.compile the model (measured slower on the 2-core CPU: see notebook 04)
     limit_train: int = 0  # 0 = all training photos; a number keeps the first N (quick runs)
 
     @classmethod
     def blog(cls, **overrides) -> "TrainConfig":
-        """The blog's recipe: Adam at a constant 3e-5 (its StepLR is never stepped), batch 64,
-        random resized crop at torchvision's default scale, plain cross-entropy, 20 epochs."""
-        base = cls(recipe="blog", init="default", epochs=20, batch_size=64, optimizer="adam", lr=3e-5, weight_decay=0.0,
-                   schedule="constant", warmup_epochs=0.0, label_smoothing=0.0, crop_scale=(0.08, 1.0),
-                   grad_clip=0.0, distill=0.0)
-        return replace(base, **overrides)
+        return cls(**{**BLOG, **overrides})
 
     @classmethod
-    def modern(cls, **overrides) -> "TrainConfig":
-        return replace(cls(), **overrides)
+    def from_values(cls, values: dict) -> "TrainConfig":
+        """The recipe from plain values, e.g. a notebook's ``globals()``: each field by its name."""
+        found = {f.name: values[f.name] for f in fields(cls) if f.name in values}
+        if "crop_scale" in found:
+            found["crop_scale"] = tuple(found["crop_scale"])
+        return cls(**found)
 
-    @classmethod
-    def from_env(cls, recipe: str | None = None) -> "TrainConfig":
-        """The recipe named by ``$CATSDOGS_RECIPE`` (default ``modern``), with any field overridden
-        by ``$CATSDOGS_<FIELD>`` (for example ``CATSDOGS_EPOCHS=3``). The ``small`` profile trains
-        one short epoch."""
-        recipe = os.environ.get("CATSDOGS_RECIPE", recipe or "modern")
-        if recipe not in ("blog", "modern"):
-            raise ValueError(f"CATSDOGS_RECIPE must be 'blog' or 'modern', not {recipe!r}.")
-        config = cls.blog() if recipe == "blog" else cls.modern()
-        if is_small():
-            config = replace(config, epochs=1, batch_size=32, warmup_epochs=0.0)
-        overrides = {}
-        for field in fields(cls):
-            raw = os.environ.get(f"CATSDOGS_{field.name.upper()}")
-            if raw is None or field.name == "recipe":
-                continue
-            current = getattr(config, field.name)
-            if isinstance(current, tuple):
-                overrides[field.name] = tuple(float(v) for v in raw.split(","))
-            elif isinstance(current, bool):  # bool("0") would be True
-                overrides[field.name] = raw.strip().lower() in ("1", "true", "yes", "on")
-            else:
-                overrides[field.name] = type(current)(raw)
-        return replace(config, **overrides)
+    def small(self) -> "TrainConfig":
+        """This recipe cut to the tests' profile (:data:`SMALL`)."""
+        return replace(self, **{k: v for k, v in SMALL.items() if k in {f.name for f in fields(self)}})
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def pick_precision(device: torch.device, requested: str = "auto") -> str:
-    """bf16 where the hardware does it natively, fp16 on older GPUs, fp32 elsewhere.
-
-    GPUs: compute capability 8.0 and up (A100, L4, RTX 30xx...) have bf16 units; a T4 (7.5, Colab's
-    free GPU) or a V100 (7.0) has fast fp16 but only emulated bf16, which
-    ``torch.cuda.is_bf16_supported()`` still answers True for. So the capability decides, and fp16
-    trains with a GradScaler. CPUs: bf16 with AVX512-BF16 or AMX, else fp32 (emulated bf16 on an
-    older CPU is slower than fp32)."""
-    if requested != "auto":
-        if requested not in ("bf16", "fp16", "fp32"):
-            raise ValueError(f"precision must be auto, bf16, fp16 or fp32, not {requested!r}")
-        return requested
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.get_device_capability(device) >= (8, 0) else "fp16"
-    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return "bf16" if native else "fp32"
-
-
-def autocast(device: torch.device, precision: str):
-    """The mixed-precision context for a forward pass (a no-op in fp32)."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device.type, dtype=dtype)
-
-
-def num_workers(device: torch.device, requested: int = -1) -> int:
-    """DataLoader workers: on a GPU machine augmentation overlaps with compute, so use the cores. On
-    a CPU the cores are busy computing: a worker process competing with them was measured slower
-    (188 against 202 images/s on 2 cores) than augmenting in the main process."""
-    if requested >= 0:
-        return requested
-    cores = os.cpu_count() or 1
-    return min(4, cores) if device.type == "cuda" else 0
-
-
-def to_model_input(images: torch.Tensor, device: torch.device, precision: str) -> torch.Tensor:
-    """uint8 NCHW batch → ImageNet-normalised float on the device, channels-last in memory.
-
-    Channels-last makes the ViT's patch rearrangement read contiguous runs of pixels: on the
-    2-core CPU this alone is worth about 30% of the training step. Under bf16 the bytes go straight
-    to bf16 (a quarter of the memory traffic of an fp32 detour) and are normalised in place there.
-    """
-    images = images.to(device, non_blocking=True)
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    x = torch.empty(images.shape, dtype=dtype, device=device, memory_format=torch.channels_last)
-    scale, shift = _normalisation(device, dtype, *images.shape[-2:])
-    return x.copy_(images).mul_(scale).add_(shift)
-
-
-@functools.lru_cache(maxsize=8)
-def _normalisation(device: torch.device, dtype: torch.dtype, height: int, width: int):
-    """(x / 255 - mean) / std as x * scale + shift, with scale and shift spelled out for every pixel
-    in channels-last order. Broadcasting a (1, 3, 1, 1) mean instead leaves the CPU a vector of only
-    three values to work with: 20 ms per batch of 64 photos here, against 2 ms for this."""
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255
-    scale = (1 / std).expand(1, 3, height, width).to(dtype, memory_format=torch.channels_last)
-    shift = (-mean / std).expand(1, 3, height, width).to(dtype, memory_format=torch.channels_last)
-    return scale, shift
-
-
-class MuonWithAdamW(torch.optim.Optimizer):
-    """Muon (Jordan et al. 2024) for the transformer's weight matrices, AdamW for everything else
-    (patch embedding, head, norms, biases, position embedding), stepped as one optimiser so the
-    scheduler, the gradient scaler and the checkpoints see a single object."""
-
-    def __init__(self, muon_params: list[torch.Tensor], adamw_groups: list[dict], *, lr: float, muon_lr: float,
-                 muon_weight_decay: float):
-        self.muon = torch.optim.Muon(muon_params, lr=muon_lr, weight_decay=muon_weight_decay)
-        self.adamw = torch.optim.AdamW(adamw_groups, lr=lr)
-        super().__init__([p for group in self._inner_groups() for p in group["params"]], {})
-        self.param_groups = self._inner_groups()  # the inner optimisers' own dicts: the scheduler sets their lr
-
-    def _inner_groups(self) -> list[dict]:
-        return self.muon.param_groups + self.adamw.param_groups
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        self.muon.step()
-        self.adamw.step()
-
-    def state_dict(self) -> dict:
-        return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self.muon.load_state_dict(state_dict["muon"])
-        self.adamw.load_state_dict(state_dict["adamw"])
-        self.param_groups = self._inner_groups()  # loading replaced the inner group dicts
-
-
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """Adam (blog), AdamW, or Muon with AdamW; weight decay only on weight matrices, never on norms,
-    biases or the position embedding and class token."""
+def make_optimizers(model: nn.Module, config: TrainConfig) -> list[torch.optim.Optimizer]:
+    """Adam (blog); AdamW; or Muon for the transformer blocks' weight matrices plus AdamW for the
+    rest (patch embedding, head, norms, biases, position embedding). Weight decay only on weight
+    matrices, never on norms, biases, the position embedding or the class token. A plain list: the
+    training step steps each one."""
     if config.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=config.lr)
+        return [torch.optim.Adam(model.parameters(), lr=config.lr)]
     if config.optimizer not in ("adamw", "muon"):
         raise ValueError(f"optimizer must be 'adam', 'adamw' or 'muon', not {config.optimizer!r}.")
 
@@ -200,82 +91,129 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
         return param.ndim >= 2 and "pos_embedding" not in name and "cls_token" not in name
 
     rest = [(n, p) for n, p in model.named_parameters() if not for_muon(n, p)]
-    groups = [{"params": [p for n, p in rest if decays(n, p)], "weight_decay": config.weight_decay},
-              {"params": [p for n, p in rest if not decays(n, p)], "weight_decay": 0.0}]
+    adamw = torch.optim.AdamW([{"params": [p for n, p in rest if decays(n, p)], "weight_decay": config.weight_decay},
+                               {"params": [p for n, p in rest if not decays(n, p)], "weight_decay": 0.0}], lr=config.lr)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=config.lr)
+        return [adamw]
     if not hasattr(torch.optim, "Muon"):
         raise RuntimeError(f"torch {torch.__version__} has no torch.optim.Muon (it arrived in torch 2.9): "
-                           "pip install -U 'torch>=2.9', or train with CATSDOGS_OPTIMIZER=adamw.")
-    muon_params = [p for n, p in model.named_parameters() if for_muon(n, p)]
-    return MuonWithAdamW(muon_params, groups, lr=config.lr, muon_lr=config.muon_lr,
-                         muon_weight_decay=config.muon_weight_decay)
+                           "pip install -U 'torch>=2.9', or set optimizer = \"adamw\" in notebook 04's parameters.")
+    muon = torch.optim.Muon([p for n, p in model.named_parameters() if for_muon(n, p)], lr=config.muon_lr,
+                            weight_decay=config.muon_weight_decay)
+    return [muon, adamw]
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
-    """Per-step learning-rate factor: linear warm-up, then cosine decay to zero (or constant)."""
-    total = max(1, config.epochs * steps_per_epoch)
+def lr_factor(step: int, config: TrainConfig, steps_per_epoch: int) -> float:
+    """The learning rate at ``step`` as a share of the peak: linear warm-up, then cosine to zero."""
+    if config.schedule == "constant":
+        return 1.0
     warmup = int(config.warmup_epochs * steps_per_epoch)
-
-    def factor(step: int) -> float:
-        if config.schedule == "constant":
-            return 1.0
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, config.epochs * steps_per_epoch - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def save_checkpoint(path: Path, **state) -> None:
-    """Write atomically: a temporary file, then a rename, so a crash mid-write never leaves a
-    checkpoint that looks complete but is not."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:  # after a failed write (disk full...) the half-written temporary file goes
-        tmp.unlink(missing_ok=True)
+def make_schedulers(optimizers: list[torch.optim.Optimizer], config: TrainConfig,
+                    steps_per_epoch: int) -> list[torch.optim.lr_scheduler.LambdaLR]:
+    """One per-step schedule (:func:`lr_factor`) for each optimiser, each from its own peak rate."""
+    return [torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, config, steps_per_epoch))
+            for opt in optimizers]
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load with ``weights_only=True``: tensors and plain data only, so a tampered file cannot run code."""
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, labels, model input) → loss
+
+
+def train_epoch(model: nn.Module, loader, *, optimizers: list, schedulers: list, scaler: torch.amp.GradScaler,
+                device: Device, loss_fn: LossFn, grad_clip: float = 0.0, desc: str = "training") -> dict:
+    """One pass over the training photos: forward in mixed precision, loss, backward, step.
+
+    ``loss_fn(logits, labels, x)`` sees the model's input too, so a teacher can answer for the very
+    same crops. Returns the epoch's mean loss, accuracy and training images per second.
+    """
+    model.train()
+    started = time.time()
+    loss_sum, correct, seen = torch.zeros((), device=device.device), torch.zeros((), device=device.device), 0
+    for images, labels in tqdm(loader, desc=desc, unit="batch", mininterval=2, leave=False):
+        x, y = device.input(images), labels.to(device.device, non_blocking=True)
+        with device.autocast():
+            logits = model(x).float()
+        loss = loss_fn(logits, y, x)
+        model.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if grad_clip:
+            for optimizer in optimizers:
+                scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        for optimizer in optimizers:
+            scaler.step(optimizer)
+        scaler.update()
+        for scheduler in schedulers:
+            scheduler.step()
+        loss_sum += loss.detach() * len(y)  # detach: keep the number, not the autograd graph
+        correct += (logits.argmax(dim=1) == y).sum()
+        seen += len(y)
+    return dict(loss=(loss_sum / max(seen, 1)).item(), acc=(correct / max(seen, 1)).item(),
+                train_img_s=seen / (time.time() - started))
+
+
+def resume(path: Path, expected: dict, *, model: nn.Module, optimizers: list, schedulers: list,
+           scaler: torch.amp.GradScaler, device: Device) -> list[dict]:
+    """Load a run's ``last.pt`` into the model, optimisers, schedules and scaler if it was written with
+    the same recipe (every entry of ``expected`` equal to the checkpoint's), and return its history;
+    empty when there is nothing to resume. A run with another recipe is moved aside, never overwritten."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"No checkpoint at {path}: train with notebook 04, or use the shipped weights.")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))  # what weights_only refused
-        if isinstance(err, pickle.UnpicklingError) and found:
-            raise RuntimeError(f"{path} was refused: besides tensors it holds a pickled object ({found.group(1)}) "
-                               "that could run code when loaded. Only load checkpoints you trust: ones notebook 04 "
-                               "wrote, or the shipped weights.") from None
-        raise RuntimeError(f"{path} is not a loadable checkpoint ({type(err).__name__}: {err}). "
-                           "Delete it and train again, or point to another checkpoint.") from None
+        return []
+    state = load_checkpoint(path, device.device)
+    if any(state.get(key) != value for key, value in expected.items()):
+        kept = path.parent.with_name(f"{path.parent.name}.previous-{time.strftime('%Y%m%d-%H%M%S')}")
+        path.parent.rename(kept)
+        print(f"the recipe changed: the earlier run is kept in {kept}; starting afresh")
+        return []
+    model.load_state_dict(state["model"])
+    for thing, saved in zip([*optimizers, *schedulers, scaler], [*state["optimizers"], *state["schedulers"], state["scaler"]]):
+        thing.load_state_dict(saved)
+    return state["history"]
 
 
-def write_history(path: Path, history: list[dict]) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(history, indent=1))
-    os.replace(tmp, path)
+def fit(model: nn.Module, train_loader, val_loader, *, config: TrainConfig, device: Device, loss_fn: LossFn,
+        run_dir: Path | None = None, name: str = "", extra: dict | None = None) -> list[dict]:
+    """Train for ``config.epochs``: each epoch :func:`train_epoch`, then :func:`~catsdogs.predict.evaluate`
+    on the validation photos, a log line, and (with a ``run_dir``) ``last.pt``, ``best.pt`` (lowest
+    validation log loss) and ``history.json``. A run that was interrupted resumes after its last
+    finished epoch, with the same crops and order as if it had not been. Returns the history."""
+    optimizers = make_optimizers(model, config)
+    schedulers = make_schedulers(optimizers, config, steps_per_epoch=len(train_loader))
+    scaler = device.grad_scaler()
+    identity = dict(train_config=config.to_dict(), **(extra or {}))  # what a resumed run must match
+    history = []
+    if run_dir is not None:
+        history = resume(Path(run_dir) / "last.pt", identity, model=model, optimizers=optimizers,
+                         schedulers=schedulers, scaler=scaler, device=device)
+        if history:
+            done = "already trained" if len(history) >= config.epochs else "resuming after"
+            print(f"{name}{done} epoch {len(history)} of {config.epochs}: {Path(run_dir) / 'last.pt'}")
 
+    def save(path: Path) -> None:
+        save_checkpoint(path, model=model.state_dict(), optimizers=[o.state_dict() for o in optimizers],
+                        schedulers=[s.state_dict() for s in schedulers], scaler=scaler.state_dict(),
+                        epoch=len(history), history=history, **identity)
 
-def epoch_line(row: dict) -> str:
-    """The familiar log line of the blog's notebook."""
-    return (f"Epoch : {row['epoch']} - loss : {row['loss']:.4f} - acc: {row['acc']:.4f} - "
-            f"val_loss : {row['val_loss']:.4f} - val_acc: {row['val_acc']:.4f}")
-
-
-def load_histories(checkpoint_dir: Path, profile: str) -> dict[str, list[dict]]:
-    """The saved per-epoch history of each recipe trained in this checkpoint folder, by recipe."""
-    histories = {}
-    for recipe in ("blog", "modern"):
-        path = Path(checkpoint_dir) / f"{recipe}-{profile}" / "history.json"
-        if path.exists():
-            histories[recipe] = json.loads(path.read_text())
-    return histories
+    for epoch in range(len(history), config.epochs):
+        torch.manual_seed(config.seed + epoch)  # the same crops and order whether or not the run was resumed
+        started = time.time()
+        row = train_epoch(model, train_loader, optimizers=optimizers, schedulers=schedulers, scaler=scaler,
+                          device=device, loss_fn=loss_fn, grad_clip=config.grad_clip,
+                          desc=f"{name}epoch {epoch + 1}/{config.epochs}")
+        val = evaluate(model, val_loader, device)
+        history.append(dict(epoch=epoch + 1, **row, val_loss=val.log_loss, val_acc=val.accuracy,
+                            lr=optimizers[0].param_groups[0]["lr"], epoch_s=time.time() - started))
+        print(name + epoch_line(history[-1]), f"- {history[-1]['epoch_s']:.0f} s ({row['train_img_s']:.0f} img/s)",
+              flush=True)
+        if run_dir is not None:
+            save(Path(run_dir) / "last.pt")
+            if history[-1]["val_loss"] <= min(h["val_loss"] for h in history):
+                save(Path(run_dir) / "best.pt")
+            write_history(Path(run_dir) / "history.json", history)
+    return history

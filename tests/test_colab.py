@@ -183,8 +183,8 @@ def test_an_uploaded_kaggle_json_is_used_when_asked_for(fake_colab, tmp_path, mo
 # ---------------------------------------------------------------------------------------------
 def test_drive_keeps_archive_split_and_checkpoints_and_a_new_machine_rebuilds_the_rest(
         fake_colab, tmp_path, monkeypatch, demo_archive):
-    from catsdogs.split import load_or_make_split
-    from catsdogs.training import save_checkpoint
+    from catsdogs.checkpoints import save_checkpoint
+    from catsdogs.data import load_or_make_split
 
     monkeypatch.setenv("CATSDOGS_PROFILE", "full")
     monkeypatch.setenv("CATSDOGS_SCRATCH", "")  # recorded, so use_drive's setting is undone after the test

@@ -11,11 +11,15 @@ import pytest
 import torch
 
 import catsdogs
-from catsdogs.cache import CachedPhotos, build_cache, labelled_cache, train_transform
+from catsdogs.data import CachedPhotos, build_cache, labelled_cache, train_transform
+from catsdogs.device import Device, pick_precision
 from catsdogs.download import extract_competition, prepare_dataset
 from catsdogs.model import ModelConfig, build_model, count_parameters, effective_attention, mimetic_init_
-from catsdogs.predict import log_loss, write_submission
-from catsdogs.training import TrainConfig, make_optimizer, make_scheduler, pick_precision, to_model_input
+from catsdogs.predict import log_loss
+from catsdogs.submission import write_submission
+from catsdogs.training import BLOG, SMALL, TrainConfig, make_optimizers, make_schedulers
+
+CPU_BF16, CPU_FP32 = Device(torch.device("cpu"), "bf16"), Device(torch.device("cpu"), "fp32")
 
 
 def test_seed_model_has_the_blog_parameter_count_and_output_shape():
@@ -62,7 +66,7 @@ def test_augmented_batches_are_uint8_and_model_input_is_channels_last(monkeypatc
     data = CachedPhotos(cache, np.arange(4), np.array([0, 0, 1, 1]), train_transform())
     image, label = data[2]
     assert image.dtype == torch.uint8 and image.shape == (3, 224, 224) and label == 1
-    x = to_model_input(torch.stack([data[i][0] for i in range(4)]), torch.device("cpu"), "bf16")
+    x = CPU_BF16.input(torch.stack([data[i][0] for i in range(4)]))
     assert x.dtype == torch.bfloat16 and x.is_contiguous(memory_format=torch.channels_last)
 
 
@@ -71,35 +75,31 @@ def test_model_input_is_imagenet_normalised_in_fp32_and_bf16():
     mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     expected = (photos.float() / 255 - mean) / std
     for precision, tolerance in (("fp32", 1e-5), ("bf16", 0.04)):  # bf16 keeps 8 significant bits: 2**-6 at |x| ~ 2
-        x = to_model_input(photos, torch.device("cpu"), precision)
+        x = Device(torch.device("cpu"), precision).input(photos)
         assert x.shape == photos.shape and x.is_contiguous(memory_format=torch.channels_last)
         torch.testing.assert_close(x.float(), expected, atol=tolerance, rtol=0)
 
 
-def test_recipes_and_environment_overrides(monkeypatch):
+def test_recipes_from_plain_values_the_blog_and_the_small_profile():
     blog = TrainConfig.blog()
     assert (blog.optimizer, blog.lr, blog.schedule, blog.batch_size, blog.epochs) == ("adam", 3e-5, "constant", 64, 20)
-    monkeypatch.setenv("CATSDOGS_PROFILE", "full")
-    monkeypatch.setenv("CATSDOGS_EPOCHS", "7")
-    monkeypatch.setenv("CATSDOGS_CROP_SCALE", "0.5,1")
-    monkeypatch.setenv("CATSDOGS_COMPILE", "0")
-    config = TrainConfig.from_env()
-    assert (config.recipe, config.epochs, config.crop_scale, config.compile) == ("modern", 7, (0.5, 1.0), False)
-    monkeypatch.setenv("CATSDOGS_COMPILE", "1")
-    assert TrainConfig.from_env().compile is True
-    monkeypatch.setenv("CATSDOGS_RECIPE", "nonsense")
-    with pytest.raises(ValueError, match="CATSDOGS_RECIPE"):
-        TrainConfig.from_env()
+    assert TrainConfig.blog(epochs=3).epochs == 3 and set(BLOG) <= set(TrainConfig().to_dict())
+    notebook_globals = {"epochs": 7, "crop_scale": [0.5, 1], "compile_model": True, "print": print, "x": 1}
+    config = TrainConfig.from_values(notebook_globals)
+    assert (config.recipe, config.epochs, config.crop_scale, config.compile_model) == ("modern", 7, (0.5, 1.0), True)
+    small = config.small()
+    assert (small.epochs, small.batch_size, small.warmup_epochs, small.crop_scale) == (1, 32, 0.0, (0.5, 1.0))
+    assert SMALL["epochs"] == 1
 
 
 def test_warmup_then_cosine_schedule_and_no_decay_on_norms():
-    config = TrainConfig.modern(optimizer="adamw", epochs=10, warmup_epochs=2, lr=1.0)
+    config = TrainConfig(optimizer="adamw", epochs=10, warmup_epochs=2, lr=1.0)
     model = build_model(ModelConfig(depth=1))
-    optimizer = make_optimizer(model, config)
+    [optimizer] = make_optimizers(model, config)
     decayed = {id(p) for p in optimizer.param_groups[0]["params"]}
     for name, p in model.named_parameters():
         assert (id(p) in decayed) == (p.ndim >= 2 and "pos_embedding" not in name and "cls_token" not in name)
-    scheduler = make_scheduler(optimizer, config, steps_per_epoch=10)
+    [scheduler] = make_schedulers([optimizer], config, steps_per_epoch=10)
     lrs = []
     for _ in range(100):
         lrs.append(optimizer.param_groups[0]["lr"])
@@ -109,14 +109,25 @@ def test_warmup_then_cosine_schedule_and_no_decay_on_norms():
     assert all(a >= b for a, b in zip(lrs[19:], lrs[20:])) and lrs[-1] < 0.01
 
 
+def _step(model, optimizers, schedulers, images):
+    model.zero_grad()
+    model(images).square().sum().backward()
+    for optimizer in optimizers:
+        optimizer.step()
+    for scheduler in schedulers:
+        scheduler.step()
+
+
 def test_muon_takes_the_transformer_matrices_and_adamw_the_rest():
-    config = TrainConfig.modern(epochs=2, warmup_epochs=1)
+    config = TrainConfig(epochs=2, warmup_epochs=1)
     assert config.optimizer == "muon"
     model = build_model(ModelConfig(depth=2))
-    optimizer = make_optimizer(model, config)
-    muon = {id(p) for group in optimizer.muon.param_groups for p in group["params"]}
-    adamw_decayed = {id(p) for p in optimizer.adamw.param_groups[0]["params"]}
-    adamw_plain = {id(p) for p in optimizer.adamw.param_groups[1]["params"]}
+    optimizers = make_optimizers(model, config)
+    muon_opt, adamw_opt = optimizers
+    assert isinstance(muon_opt, torch.optim.Muon) and isinstance(adamw_opt, torch.optim.AdamW)
+    muon = {id(p) for group in muon_opt.param_groups for p in group["params"]}
+    adamw_decayed = {id(p) for p in adamw_opt.param_groups[0]["params"]}
+    adamw_plain = {id(p) for p in adamw_opt.param_groups[1]["params"]}
     for name, p in model.named_parameters():
         in_block_matrix = p.ndim == 2 and name.startswith("transformer.")
         assert (id(p) in muon) == in_block_matrix, name
@@ -126,47 +137,43 @@ def test_muon_takes_the_transformer_matrices_and_adamw_the_rest():
     assert "to_patch_embedding.2.weight" in dict(model.named_parameters()) and len(muon) == 2 * 8
 
     # the schedule drives both optimisers, each from its own base rate
-    scheduler = make_scheduler(optimizer, config, steps_per_epoch=5)
-    assert optimizer.muon.param_groups[0]["lr"] == pytest.approx(config.muon_lr / 5)
-    assert optimizer.adamw.param_groups[0]["lr"] == pytest.approx(config.lr / 5)
+    schedulers = make_schedulers(optimizers, config, steps_per_epoch=5)
+    assert muon_opt.param_groups[0]["lr"] == pytest.approx(config.muon_lr / 5)
+    assert adamw_opt.param_groups[0]["lr"] == pytest.approx(config.lr / 5)
     images = torch.randn(2, 3, 224, 224)
     for _ in range(5):
-        optimizer.zero_grad()
-        model(images).square().sum().backward()
-        optimizer.step()
-        scheduler.step()
-    assert optimizer.muon.param_groups[0]["lr"] == pytest.approx(config.muon_lr)
-    assert optimizer.adamw.param_groups[0]["lr"] == pytest.approx(config.lr)
+        _step(model, optimizers, schedulers, images)
+    assert muon_opt.param_groups[0]["lr"] == pytest.approx(config.muon_lr)
+    assert adamw_opt.param_groups[0]["lr"] == pytest.approx(config.lr)
 
     # resuming from a saved state continues exactly where the run would have gone
     saved = io.BytesIO()
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, saved)
+    torch.save({"optimizers": [o.state_dict() for o in optimizers], "schedulers": [s.state_dict() for s in schedulers]},
+               saved)
     saved.seek(0)
     state = torch.load(saved, weights_only=True)
     resumed = build_model(ModelConfig(depth=2))
     resumed.load_state_dict(model.state_dict())
-    resumed_optimizer = make_optimizer(resumed, config)
-    resumed_scheduler = make_scheduler(resumed_optimizer, config, steps_per_epoch=5)
-    resumed_optimizer.load_state_dict(state["optimizer"])
-    resumed_scheduler.load_state_dict(state["scheduler"])
-    for net, opt, sched in ((model, optimizer, scheduler), (resumed, resumed_optimizer, resumed_scheduler)):
-        opt.zero_grad()
-        net(images).square().sum().backward()
-        opt.step()
-        sched.step()
+    resumed_optimizers = make_optimizers(resumed, config)
+    resumed_schedulers = make_schedulers(resumed_optimizers, config, steps_per_epoch=5)
+    for thing, saved_state in zip([*resumed_optimizers, *resumed_schedulers], [*state["optimizers"], *state["schedulers"]]):
+        thing.load_state_dict(saved_state)
+    _step(model, optimizers, schedulers, images)
+    _step(resumed, resumed_optimizers, resumed_schedulers, images)
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), resumed.parameters()))
-    assert resumed_optimizer.muon.param_groups[0]["lr"] == optimizer.muon.param_groups[0]["lr"] < config.muon_lr
+    assert resumed_optimizers[0].param_groups[0]["lr"] == muon_opt.param_groups[0]["lr"] < config.muon_lr
 
     with pytest.raises(ValueError, match="optimizer must be"):
-        make_optimizer(model, TrainConfig.modern(optimizer="sgd"))
+        make_optimizers(model, TrainConfig(optimizer="sgd"))
 
 
 def test_muon_on_an_old_torch_says_what_to_do(monkeypatch):
     monkeypatch.delattr(torch.optim, "Muon")
     model = build_model(ModelConfig(depth=1))
-    with pytest.raises(RuntimeError, match=r"torch>=2.9.*CATSDOGS_OPTIMIZER=adamw"):
-        make_optimizer(model, TrainConfig.modern())
-    assert isinstance(make_optimizer(model, TrainConfig.modern(optimizer="adamw")), torch.optim.AdamW)
+    with pytest.raises(RuntimeError, match=r"torch>=2.9.*optimizer = \"adamw\""):
+        make_optimizers(model, TrainConfig())
+    [adamw] = make_optimizers(model, TrainConfig(optimizer="adamw"))
+    assert isinstance(adamw, torch.optim.AdamW)
 
 
 def test_precision_choice():

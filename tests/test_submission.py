@@ -10,7 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from catsdogs.images import CLASSES, image_id, label_from_name, numeric_sort_key
-from catsdogs.predict import InvalidSubmission, validate_submission, write_submission
+from catsdogs.submission import InvalidSubmission, validate_submission, write_submission
 
 settings.register_profile("catsdogs", deadline=None, max_examples=100)  # the CPU may be busy training
 settings.load_profile("catsdogs")

@@ -1,9 +1,10 @@
-"""The decode-once cache: every photo decoded and resized once into a uint8 array on disk.
+"""The photos as the model sees them: the decode-once cache, the split, datasets and loaders.
 
 Decoding a JPEG costs more than a training step's share of compute on a small CPU, so instead of
 decoding every photo in every epoch (the blog's pipeline) we decode each one once into a
 memory-mapped ``.npy`` file (224x224x3 bytes a photo: 3.4 GB for the 22,500 training photos) and
-read slices of it afterwards. The cache is rebuilt when the photos it came from change.
+read slices of it afterwards; random crops and flips then run on those bytes as tensors. The cache
+is rebuilt when the photos it came from change.
 """
 from __future__ import annotations
 
@@ -15,12 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
-from torch.utils.data import Dataset
+from sklearn.model_selection import train_test_split
+from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from tqdm import tqdm
 
-from .images import UnreadableImage, read_rgb, warn_unreadable
+from .checkpoints import atomic_write
+from .config import Workspace
+from .images import UnreadableImage, list_images, list_labelled, read_rgb, warn_unreadable
 
 CACHE_VERSION = 1
 
@@ -91,29 +96,26 @@ def build_cache(files: list[Path], cache_file: Path, size: int = 224, workers: i
 def _write_cache(files: list[Path], cache_file: Path, meta_file: Path, fingerprint: str, size: int,
                  workers: int | None, desc: str) -> dict:
     """Decode every file into ``cache_file`` and write its metadata; returns the metadata."""
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_name(cache_file.name + ".partial")
-    images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(files), size, size, 3))
     ok = np.zeros(len(files), dtype=bool)
     bad: dict[str, str] = {}
     workers = workers or default_workers()
     jobs = [(str(f), size) for f in files]
-    with ProcessPoolExecutor(workers) if workers > 1 else _Serial() as pool:
-        results = pool.map(_decode, jobs, chunksize=64)
-        for i, (pixels, error) in enumerate(tqdm(results, total=len(files), desc=desc, unit="img")):
-            if pixels is None:
-                bad[files[i].name] = error
-            else:
-                images[i] = pixels
-                ok[i] = True
-    images.flush()
-    del images
-    os.replace(tmp, cache_file)
+    with atomic_write(cache_file) as tmp:
+        images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(files), size, size, 3))
+        with ProcessPoolExecutor(workers) if workers > 1 else _Serial() as pool:
+            results = pool.map(_decode, jobs, chunksize=64)
+            for i, (pixels, error) in enumerate(tqdm(results, total=len(files), desc=desc, unit="img")):
+                if pixels is None:
+                    bad[files[i].name] = error
+                else:
+                    images[i] = pixels
+                    ok[i] = True
+        images.flush()
+        del images
     meta = {"fingerprint": fingerprint, "size": size, "names": [f.name for f in files], "ok": ok.tolist(),
             "unreadable": bad}
-    tmp_meta = meta_file.with_name(meta_file.name + ".partial")
-    tmp_meta.write_text(json.dumps(meta))
-    os.replace(tmp_meta, meta_file)
+    with atomic_write(meta_file) as tmp:
+        tmp.write_text(json.dumps(meta))
     return meta
 
 
@@ -156,25 +158,61 @@ class CachedPhotos(Dataset):
         return image, (-1 if self.labels is None else int(self.labels[i]))
 
 
-def labelled_cache(ws, size: int = 224) -> ImageCache:
+def labelled_cache(ws: Workspace, size: int = 224) -> ImageCache:
     """The decode-once cache of every labelled photo in ``train/``."""
-    from .images import list_labelled
-
     files, _ = list_labelled(ws.train_dir)
     return build_cache(files, ws.cache_dir / f"train_{size}.npy", size, desc="caching train/")
 
 
-def test_cache(ws, size: int = 224) -> ImageCache:
+def test_cache(ws: Workspace, size: int = 224) -> ImageCache:
     """The decode-once cache of every photo in ``test/``, in numeric id order."""
-    from .images import list_images
-
     return build_cache(list_images(ws.test_dir), ws.cache_dir / f"test_{size}.npy", size, desc="caching test/")
 
 
-def load_split(ws):
-    """The split notebook 02 wrote: a DataFrame with columns ``file``, ``label``, ``subset``."""
-    import pandas as pd
+# ---------------------------------------------------------------------------------------------
+# The split
+# ---------------------------------------------------------------------------------------------
+def make_split(names: list[str], labels: np.ndarray, *, val_fraction: float = 0.2, seed: int = 42) -> pd.DataFrame:
+    """Hold out ``val_fraction`` of the labelled photos for validation, stratified (both sets keep the
+    cat/dog balance) and seeded (the same photos every time). One row per photo: file, label, subset."""
+    train_names, val_names, train_labels, val_labels = train_test_split(
+        names, labels, test_size=val_fraction, stratify=labels, random_state=seed)
+    return pd.concat([
+        pd.DataFrame({"file": train_names, "label": train_labels, "subset": "train"}),
+        pd.DataFrame({"file": val_names, "label": val_labels, "subset": "val"}),
+    ], ignore_index=True)
 
-    if not ws.split_csv.exists():
-        raise FileNotFoundError(f"No split at {ws.split_csv}: run notebook 02 first.")
-    return pd.read_csv(ws.split_csv)
+
+def load_or_make_split(ws: Workspace, *, quiet: bool = False) -> pd.DataFrame:
+    """The split notebook 02 wrote to ``split.csv``; if there is none yet (a notebook opened on its
+    own), the same seeded split, made and written now. Says which, unless ``quiet``."""
+    if ws.split_csv.exists():
+        split = pd.read_csv(ws.split_csv)
+        how = f"read from {ws.split_csv} (notebook 02)"
+    else:
+        files, labels = list_labelled(ws.train_dir)
+        split = make_split([f.name for f in files], labels)
+        with atomic_write(ws.split_csv) as tmp:
+            split.to_csv(tmp, index=False)
+        how = f"no split.csv yet (notebook 02 has not run here): made the same seeded split now, {ws.split_csv}"
+    counts = split.subset.value_counts()
+    if not quiet:
+        print(f"split: {how}; {counts.get('train', 0):,} train, {counts.get('val', 0):,} val")
+    return split
+
+
+def photos(ws: Workspace, subset: str, *, size: int = 224, transform=None, limit: int = 0) -> CachedPhotos:
+    """The ``train`` or ``val`` photos of the workspace's split as a dataset of (uint8 CHW, label),
+    read from the decode-once cache; ``transform`` augments each one, ``limit`` keeps the first N."""
+    split = load_or_make_split(ws, quiet=True)
+    rows = split[split.subset == subset]
+    if limit:
+        rows = rows.iloc[:limit]
+    cache = labelled_cache(ws, size)
+    return CachedPhotos(cache, cache.rows(list(rows.file)), rows.label.to_numpy(), transform)
+
+
+def eval_loader(photos: Dataset, batch_size: int = 256, workers: int = 0) -> DataLoader:
+    """Batches in order, for evaluation and prediction (no shuffling, no augmentation)."""
+    return DataLoader(photos, batch_size=batch_size, shuffle=False, num_workers=workers,
+                      pin_memory=torch.cuda.is_available())

@@ -1,0 +1,96 @@
+"""Files that must never be half-written: checkpoints, training histories, the shipped weights.
+
+Everything here writes through :func:`atomic_write`: a temporary file beside the target, renamed
+over it only once complete, so a crash, a full disk or a lost Colab session leaves the previous
+file intact, never one that looks complete but is not.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import re
+import subprocess
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from .config import REPO_DIR, SHIPPED_WEIGHTS
+
+
+@contextlib.contextmanager
+def atomic_write(path: Path) -> Iterator[Path]:
+    """Yield a temporary path to write to; on success it replaces ``path``, on failure it goes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_checkpoint(path: Path, **state) -> None:
+    """``torch.save`` of plain data and tensors, written atomically."""
+    with atomic_write(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load with ``weights_only=True``: tensors and plain data only, so a tampered file cannot run code."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No checkpoint at {path}: train with notebook 04, or use the shipped weights.")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))  # what weights_only refused
+        if isinstance(err, pickle.UnpicklingError) and found:
+            raise RuntimeError(f"{path} was refused: besides tensors it holds a pickled object ({found.group(1)}) "
+                               "that could run code when loaded. Only load checkpoints you trust: ones notebook 04 "
+                               "wrote, or the shipped weights.") from None
+        raise RuntimeError(f"{path} is not a checkpoint this project wrote ({type(err).__name__}: {err}). Pass one "
+                           "that notebook 04 wrote (…/checkpoints/modern-full/best.pt), or leave out --checkpoint to "
+                           "use the shipped weights.") from None
+
+
+def write_history(path: Path, history: list[dict]) -> None:
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(history, indent=1))
+
+
+def read_history(path: Path) -> list[dict]:
+    """A run's per-epoch history (``history.json``), or an empty list if it has none yet."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def epoch_line(row: dict) -> str:
+    """The familiar log line of the blog's notebook."""
+    return (f"Epoch : {row['epoch']} - loss : {row['loss']:.4f} - acc: {row['acc']:.4f} - "
+            f"val_loss : {row['val_loss']:.4f} - val_acc: {row['val_acc']:.4f}")
+
+
+def git_commit() -> str:
+    """The commit of this checkout, so the weights say which code trained them."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_DIR, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def export_weights(checkpoint: Path, out: Path = SHIPPED_WEIGHTS, data: str = "") -> Path:
+    """The shipped weights: a training checkpoint stripped to fp16 model weights (about 5.7 MB) plus
+    what made them (model config, recipe, epoch, that epoch's validation scores, data, commit).
+    Optimiser state, which only matters to resume training, is dropped."""
+    state = load_checkpoint(checkpoint)
+    row = next(h for h in state["history"] if h["epoch"] == state["epoch"])
+    save_checkpoint(Path(out), model={k: v.half() for k, v in state["model"].items()},
+                    model_config=state["model_config"], train_config=state["train_config"], epoch=state["epoch"],
+                    val_acc=row["val_acc"], val_loss=row["val_loss"], history=state["history"], data=data,
+                    commit=git_commit())
+    return Path(out)
