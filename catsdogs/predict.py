@@ -173,12 +173,12 @@ def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, 
                         pin_memory=device.type == "cuda")
     probs, reasons = _predict(model, loader, device, flip_tta, crop, "predicting")
     bad = {f.name: reason for f, reason in zip(files, reasons) if reason}
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warn_unreadable(bad, f"in {images_dir} (P(dog) = 0.5)")
     if len(bad) == len(files):
         raise RuntimeError(f"None of the {len(files)} files in {images_dir} could be read as a picture.")
     if bad:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always")
-            warn_unreadable(bad, f"in {images_dir} (P(dog) = 0.5)")
         probs[[i for i, r in enumerate(reasons) if r]] = 0.5
         print(f"{len(bad)} unreadable file(s), named in the warning above, get P(dog) = 0.5.")
     return write_submission([image_id(f.name) for f in files], probs, out, clip)

@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 
 from catsdogs.__main__ import main
-from catsdogs.cache import CachedPhotos, build_cache
+from catsdogs.data import CachedPhotos, build_cache
 from catsdogs.images import UnreadableImage, list_images, read_rgb
 from catsdogs.model import ModelConfig, build_model
-from catsdogs.predict import validate_submission
-from catsdogs.training import save_checkpoint
+from catsdogs.submission import validate_submission
+from catsdogs.checkpoints import save_checkpoint
 
 RED, WHITE = (255, 0, 0), (255, 255, 255)
 

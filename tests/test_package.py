@@ -4,6 +4,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -275,3 +277,38 @@ def test_gpu_precision_follows_the_compute_capability(monkeypatch, gpu, expected
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     assert pick_precision(torch.device("cuda")) == expected
     assert pick_precision(torch.device("cuda"), "fp32") == "fp32"
+
+
+def test_inference_imports_no_training_code():
+    """`catsdogs.predict` (and the predict command) needs the model and a checkpoint, never an optimiser."""
+    code = "import sys, catsdogs.predict; print(sorted(m for m in sys.modules if m in ('catsdogs.training', 'catsdogs.teacher')))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=catsdogs.config.REPO_DIR)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_parameters_are_injected_after_the_parameters_cell_as_papermill_does(tmp_path):
+    import nbformat
+
+    from catsdogs.run import inject_parameters, parameter_names, run_notebooks
+
+    params = nbformat.v4.new_code_cell("epochs = 30\nlr, other = 1e-3, 2\ncrop_scale = (0.35, 1.0)")
+    params.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os"), params,
+                                         nbformat.v4.new_code_cell("print(epochs)")])
+    assert parameter_names(nb) == {"epochs", "crop_scale"}  # plain assignments of one name
+    assert inject_parameters(nb, {"epochs": 3, "crop_scale": (0.5, 1.0), "batch_size": 8}) == {
+        "epochs": 3, "crop_scale": (0.5, 1.0)}
+    assert nb.cells[2].metadata["tags"] == ["injected-parameters"]
+    namespace: dict = {}
+    for cell in nb.cells[1:3]:
+        exec(cell.source, namespace)
+    assert namespace["epochs"] == 3 and namespace["crop_scale"] == (0.5, 1.0) and namespace["lr"] == 1e-3
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[params]), folder / "01_x.ipynb")
+    with pytest.raises(ValueError, match="no notebook run here has a parameter batch_sise"):
+        run_notebooks(folder=folder, out_dir=tmp_path / "out", parameters={"batch_sise": 8})
+    with pytest.raises(ValueError, match="--inplace"):
+        run_notebooks(folder=folder, inplace=True, parameters={"epochs": 3})

@@ -17,21 +17,24 @@ import torch
 
 from catsdogs.__main__ import main
 from catsdogs.config import REPO_DIR
+from catsdogs.download import make_demo_archive
 from catsdogs.model import ModelConfig, build_model
 from catsdogs.predict import load_model
-from catsdogs.training import load_checkpoint, save_checkpoint
+from catsdogs.checkpoints import load_checkpoint, save_checkpoint
 
 EPOCHS = 3
 TIMEOUT = 900  # seconds for one headless run; about a minute on an idle 2-core machine
 
 
-def _catsdogs_run(data: Path, out_dir: Path, *only: str) -> subprocess.Popen:
-    """``python -m catsdogs run --profile small --only ...`` in its own process group."""
+def _catsdogs_run(data: Path, archive: Path, out_dir: Path, *only: str) -> subprocess.Popen:
+    """``python -m catsdogs run --archive ... -p epochs=3 ... --only ...`` in its own process group: the
+    full profile on a tiny archive, with the recipe shortened through notebook 04's parameters."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CATSDOGS_")}
-    env.update(CATSDOGS_DATA=str(data), CATSDOGS_EPOCHS=str(EPOCHS))
-    return subprocess.Popen([sys.executable, "-m", "catsdogs", "run", "--profile", "small", "--out-dir", str(out_dir),
-                             "--only", *only], cwd=REPO_DIR, env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env.update(CATSDOGS_DATA=str(data))
+    recipe = [f"-p=epochs={EPOCHS}", "-p=batch_size=16", "-p=teacher_epochs=1", "-p=warmup_epochs=0"]
+    return subprocess.Popen([sys.executable, "-m", "catsdogs", "run", "--profile", "full", "--archive", str(archive),
+                             *recipe, "--out-dir", str(out_dir), "--only", *only], cwd=REPO_DIR, env=env,
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _descendants(pid: int) -> list[int]:
@@ -89,8 +92,9 @@ def _notebook_text(path: Path) -> str:
 
 def test_a_killed_training_run_resumes_and_ends_with_each_epoch_once(tmp_path):
     data = tmp_path / "data"
-    run_dir = data / "demo-small" / "checkpoints" / "modern-small"
-    first = _catsdogs_run(data, tmp_path / "first", "01", "02", "04")
+    archive = make_demo_archive(tmp_path / "archive.zip", per_class=48, n_test=8, size=96)
+    run_dir = data / "kaggle" / "checkpoints" / "modern-full"
+    first = _catsdogs_run(data, archive, tmp_path / "first", "01", "02", "04")
     try:
         deadline = time.time() + TIMEOUT
         while not (run_dir / "history.json").exists():  # written last, after last.pt and best.pt
@@ -102,10 +106,10 @@ def test_a_killed_training_run_resumes_and_ends_with_each_epoch_once(tmp_path):
     killed = load_checkpoint(run_dir / "last.pt")
     assert killed["epoch"] == 1 and [h["epoch"] for h in killed["history"]] == [1]
 
-    output = _finish(_catsdogs_run(data, tmp_path / "second", "04"))
+    output = _finish(_catsdogs_run(data, archive, tmp_path / "second", "04"))
     log = _notebook_text(tmp_path / "second" / "04_train.ipynb")
     assert "resuming after epoch 1" in log, output[-3000:]
-    student_epochs = [line.split(" - ")[0] for line in log.splitlines() if line.startswith("Epoch : ")]  # not the teacher's
+    student_epochs = [line.split(" - ")[0] for line in log.splitlines() if line.startswith("Epoch : ")]  # not "teacher Epoch"
     assert student_epochs == ["Epoch : 2", "Epoch : 3"]
     history = json.loads((run_dir / "history.json").read_text())
     last = load_checkpoint(run_dir / "last.pt")
