@@ -87,8 +87,8 @@ def make_optimizers(model: nn.Module, config: TrainConfig) -> list[torch.optim.O
     def for_muon(name: str, param: torch.Tensor) -> bool:  # the matrices inside the transformer blocks
         return config.optimizer == "muon" and param.ndim == 2 and name.startswith("transformer.")
 
-    def decays(name: str, param: torch.Tensor) -> bool:
-        return param.ndim >= 2 and "pos_embedding" not in name and "cls_token" not in name
+    def decays(name: str, param: torch.Tensor) -> bool:  # vit-pytorch says pos_embedding, Hugging Face position_embeddings
+        return param.ndim >= 2 and not any(key in name for key in ("pos_embedding", "position_embedding", "cls_token"))
 
     rest = [(n, p) for n, p in model.named_parameters() if not for_muon(n, p)]
     adamw = torch.optim.AdamW([{"params": [p for n, p in rest if decays(n, p)], "weight_decay": config.weight_decay},
