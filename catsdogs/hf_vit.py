@@ -39,16 +39,8 @@ def _pair(x: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     return (x, x) if isinstance(x, int) else (int(x[0]), int(x[1]))
 
 
-# The activations a ViT config can name. "gelu" is the exact erf GELU, as in transformers.
-ACTIVATIONS = {
-    "gelu": nn.GELU,
-    "gelu_new": lambda: nn.GELU(approximate="tanh"),
-    "gelu_pytorch_tanh": lambda: nn.GELU(approximate="tanh"),
-    "relu": nn.ReLU,
-    "silu": nn.SiLU,
-    "swish": nn.SiLU,
-    "tanh": nn.Tanh,
-}
+# The MLP activations a ViT config can name. "gelu" (every ViT checkpoint's) is the exact erf GELU.
+ACTIVATIONS = {"gelu": nn.GELU, "gelu_new": lambda: nn.GELU(approximate="tanh"), "relu": nn.ReLU}
 
 
 def _activation(name: str) -> nn.Module:
@@ -75,9 +67,6 @@ class ViTConfig:
     patch_size: int | tuple[int, int] = 16
     num_channels: int = 3
     qkv_bias: bool = True
-    encoder_stride: int = 16  # only used by HF's masked-image-modelling head; kept for parity
-    pooler_output_size: int | None = None
-    pooler_act: str = "tanh"
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_attention_heads:
@@ -89,9 +78,7 @@ class ViTConfig:
             raise ValueError(
                 f"image_size={self.image_size} is not a multiple of patch_size={self.patch_size}; "
                 "the patch grid must tile the image exactly.")
-        if self.pooler_output_size is None:
-            self.pooler_output_size = self.hidden_size
-        _activation(self.hidden_act), _activation(self.pooler_act)  # fail early on a typo
+        _activation(self.hidden_act)  # fail early on a typo
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -127,7 +114,7 @@ class PatchEmbeddings(nn.Module):
         self.projection = nn.Conv2d(config.num_channels, config.hidden_size,
                                     kernel_size=self.patch_size, stride=self.patch_size)
 
-    def check(self, pixel_values: Tensor, any_size: bool = False) -> None:
+    def check(self, pixel_values: Tensor) -> None:
         """Fail with a message a learner can act on instead of a shape error deep inside."""
         want_h, want_w = self.image_size
         if pixel_values.ndim != 4:
@@ -140,18 +127,14 @@ class PatchEmbeddings(nn.Module):
                 f"Image has {c} channels but the config expects num_channels={self.num_channels} "
                 f"(shape {tuple(pixel_values.shape)}). Convert the image (e.g. PIL .convert('RGB')), "
                 "make sure channels come first (B, C, H, W), or set num_channels in the ViTConfig.")
-        if not any_size and (h, w) != (want_h, want_w):
+        if (h, w) != (want_h, want_w):
             raise ValueError(
                 f"Image is {h}x{w} but the config expects {want_h}x{want_w} (image_size="
                 f"{self.image_size[0] if want_h == want_w else self.image_size}). Resize or crop "
-                f"it to {want_h}x{want_w}, build the model with image_size=({h}, {w}), or pass "
-                "interpolate_pos_encoding=True to stretch the position embeddings.")
-        ph, pw = self.patch_size
-        if h % ph or w % pw:
-            raise ValueError(f"Image is {h}x{w}, not a multiple of patch_size={self.patch_size}.")
+                f"it to {want_h}x{want_w}, or build the model with image_size=({h}, {w}).")
 
-    def forward(self, pixel_values: Tensor, interpolate_pos_encoding: bool = False) -> Tensor:
-        self.check(pixel_values, any_size=interpolate_pos_encoding)
+    def forward(self, pixel_values: Tensor) -> Tensor:
+        self.check(pixel_values)
         return rearrange(self.projection(pixel_values), "b d gh gw -> b (gh gw) d")
 
 
@@ -172,27 +155,11 @@ class ViTEmbeddings(nn.Module):
         self.patch_embeddings = PatchEmbeddings(config)
         self.position_embeddings = nn.Parameter(torch.randn(1, config.num_patches + 1, config.hidden_size))
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.grid = config.grid
 
-    def interpolate_pos_encoding(self, height: int, width: int) -> Tensor:
-        """Position embeddings for a different image size: treat the N patch positions as a
-        small D-channel image and resize it bicubically (as transformers does, for fine-tuning a
-        224-pixel checkpoint at another resolution)."""
-        ph, pw = self.patch_embeddings.patch_size
-        new = (height // ph, width // pw)
-        if new == self.grid:
-            return self.position_embeddings
-        cls_pos, patch_pos = self.position_embeddings[:, :1], self.position_embeddings[:, 1:]
-        patch_pos = rearrange(patch_pos, "1 (gh gw) d -> 1 d gh gw", gh=self.grid[0])
-        patch_pos = F.interpolate(patch_pos, size=new, mode="bicubic", align_corners=False)
-        return torch.cat((cls_pos, rearrange(patch_pos, "1 d gh gw -> 1 (gh gw) d")), dim=1)
-
-    def forward(self, pixel_values: Tensor, interpolate_pos_encoding: bool = False) -> Tensor:
-        x = self.patch_embeddings(pixel_values, interpolate_pos_encoding)
+    def forward(self, pixel_values: Tensor) -> Tensor:
+        x = self.patch_embeddings(pixel_values)
         x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
-        pos = (self.interpolate_pos_encoding(*pixel_values.shape[-2:]) if interpolate_pos_encoding
-               else self.position_embeddings)
-        return self.dropout(x + pos)
+        return self.dropout(x + self.position_embeddings)
 
 
 class ViTSelfAttention(nn.Module):
@@ -321,14 +288,14 @@ class ViTEncoder(nn.Module):
 
 
 class ViTPooler(nn.Module):
-    """(B, T, D) -> (B, D'): the final [CLS] vector through dense + tanh. A BERT heirloom: HF's
+    """(B, T, D) -> (B, D): the final [CLS] vector through dense + tanh. A BERT heirloom: HF's
     own ViTForImageClassification skips it and reads the [CLS] token directly (as ViTClassifier
     does), but in21k checkpoints ship its weights, so it is here to load them."""
 
     def __init__(self, config: ViTConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.pooler_output_size)
-        self.activation = _activation(config.pooler_act)
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = nn.Tanh()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.activation(self.dense(x[:, 0]))
@@ -339,7 +306,7 @@ class ViTModelOutput(NamedTuple):
     `last, pooled, *_ = out` all work, like the tuple form of transformers' output."""
 
     last_hidden_state: Tensor                      # (B, T, D), after the final LayerNorm
-    pooler_output: Tensor | None = None            # (B, D'), None without a pooler
+    pooler_output: Tensor | None = None            # (B, D), None without a pooler
     hidden_states: tuple[Tensor, ...] | None = None  # L+1 of (B, T, D): embeddings, then each layer
     attentions: tuple[Tensor, ...] | None = None     # L of (B, heads, T, T)
 
@@ -405,15 +372,17 @@ class ViTModel(nn.Module):
 
     @classmethod
     def from_hf(cls, hf_model: nn.Module) -> "ViTModel":
-        """Build ours with the same config and weights as a `transformers.ViTModel`."""
+        """Build ours with the same config and weights as a `transformers.ViTModel`, e.g. a pretrained
+        one for fine-tuning: `ViTModel.from_hf(transformers.ViTModel.from_pretrained(
+        "google/vit-base-patch16-224-in21k"))` (that checkpoint expects pixels scaled to [-1, 1])."""
         model = cls(ViTConfig.from_hf(hf_model.config), add_pooling_layer=hf_model.pooler is not None)
         model.load_state_dict(hf_model.state_dict(), strict=True)
         return model
 
     def forward(self, pixel_values: Tensor, output_attentions: bool = False,
-                output_hidden_states: bool = False, interpolate_pos_encoding: bool = False) -> ViTModelOutput:
+                output_hidden_states: bool = False) -> ViTModelOutput:
         pixel_values = pixel_values.to(self.embeddings.patch_embeddings.projection.weight.dtype)
-        x = self.embeddings(pixel_values, interpolate_pos_encoding)
+        x = self.embeddings(pixel_values)
         x, states, maps = self.encoder(x, output_attentions, output_hidden_states)
         x = self.layernorm(x)
         return ViTModelOutput(x, self.pooler(x) if self.pooler is not None else None, states, maps)
@@ -431,17 +400,8 @@ class ViTClassifier(nn.Module):
         self.classifier = nn.Linear(config.hidden_size, num_labels)
         _init_weights(self.classifier, config.initializer_range)
 
-    @classmethod
-    def from_backbone(cls, vit: ViTModel, num_labels: int = 2) -> "ViTClassifier":
-        """A fresh head on a (pretrained) backbone: the transfer-learning starting point."""
-        model = cls(vit.config, num_labels)
-        state = {k: v for k, v in vit.state_dict().items() if not k.startswith("pooler.")}
-        model.vit.load_state_dict(state, strict=True)
-        return model
-
-    def forward(self, pixel_values: Tensor, interpolate_pos_encoding: bool = False) -> Tensor:
-        out = self.vit(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding)
-        return self.classifier(out.last_hidden_state[:, 0])
+    def forward(self, pixel_values: Tensor) -> Tensor:
+        return self.classifier(self.vit(pixel_values).last_hidden_state[:, 0])
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -52,16 +52,6 @@ def test_equal_to_transformers_vitmodel():
         torch.testing.assert_close(mine, theirs, atol=TOL, rtol=0)
 
 
-def test_equal_with_interpolated_position_embeddings():
-    hf, ours = _hf_pair()
-    x = torch.randn(2, 3, 48, 40)  # 6x5 patches instead of 4x4
-    with torch.no_grad():
-        ref = hf(x, interpolate_pos_encoding=True).last_hidden_state
-        out = ours(x, interpolate_pos_encoding=True).last_hidden_state
-    assert out.shape == (2, 31, 64)
-    torch.testing.assert_close(out, ref, atol=TOL, rtol=0)
-
-
 def test_without_pooler_and_from_hf():
     hf, _ = _hf_pair(add_pooling_layer=False)
     ours = ViTModel.from_hf(hf).eval()
@@ -179,6 +169,8 @@ def test_wrong_channels_and_missing_batch_dimension():
         ViTConfig(hidden_size=60, num_attention_heads=8)
     with pytest.raises(ValueError, match="multiple of patch_size"):
         ViTConfig(image_size=30, patch_size=8)
+    with pytest.raises(ValueError, match="Unknown activation 'gelu_fast'"):
+        ViTConfig(hidden_act="gelu_fast")
 
 
 def test_hf_alias_and_embeddings_prepend_cls():
