@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from .images import UnreadableImage, read_rgb, warn_unreadable
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: photos are turned upright by their EXIF orientation tag
 
 
 @dataclass
