@@ -4,18 +4,20 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from tqdm import tqdm
 
-from .cache import CachedPhotos, ImageCache, build_cache
+from .cache import CachedPhotos, ImageCache, default_workers
 from .config import SHIPPED_WEIGHTS
-from .images import image_id, list_images, numeric_sort_key
+from .images import (UnreadableImage, image_id, list_images, numeric_sort_key, read_rgb,
+                     warn_unreadable)
 from .model import ModelConfig, build_model
 from .training import autocast, load_checkpoint, pick_device, pick_precision, to_model_input
 
@@ -51,9 +53,10 @@ def centre_crop(images: torch.Tensor, fraction: float) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def predict_probs(model: nn.Module, loader: DataLoader, device: torch.device, precision: str,
+def predict_probs(model: nn.Module, loader: Iterable, device: torch.device, precision: str,
                   flip_tta: bool = False, crop: float = 1.0, desc: str = "predicting") -> np.ndarray:
-    """P(dog) for every photo of ``loader``, in eval mode (no dropout), batched, without autograd.
+    """P(dog) for every photo of ``loader`` (a DataLoader, or any sized iterable of (uint8 images, anything)
+    batches), in eval mode (no dropout), batched, without autograd.
 
     With ``flip_tta`` each photo is also seen mirrored and the two probabilities are averaged; with
     ``crop`` < 1 the model sees the centre of each photo (see :func:`matched_crop`).
@@ -160,10 +163,57 @@ def predict_cache(model: nn.Module, cache: ImageCache, device: torch.device, pre
     return probs
 
 
-def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, flip_tta: bool = True,
-                   clip: float = 0.0, crop: float | None = None, cache_dir: Path | None = None,
-                   batch_size: int = 256) -> Path:
-    """Write ``id,label`` (label = P(dog)) for every picture in ``images_dir``.
+class PhotoFiles(Dataset):
+    """Picture files decoded on demand, each as (uint8 CHW tensor, its index, why it is unreadable or "").
+
+    Streaming is what lets :func:`predict_folder` leave nothing on disk: a decode cache pays off only
+    for photos read again and again (training), not for photos predicted once. An unreadable file
+    gives black pixels and its reason instead of an error, so one bad file does not stop the others.
+    """
+
+    def __init__(self, files: list[Path], size: int = 224):
+        self.files, self.size = [Path(f) for f in files], size
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, str]:
+        try:
+            pixels = np.array(read_rgb(self.files[i], self.size))  # a writable copy, as torch wants
+            return torch.from_numpy(pixels).permute(2, 0, 1), i, ""
+        except UnreadableImage as err:
+            return torch.zeros(3, self.size, self.size, dtype=torch.uint8), i, str(err) or "unreadable"
+
+
+class _ReadableBatches:
+    """The batches of a loader over :class:`PhotoFiles` with the unreadable photos taken out, as
+    :func:`predict_probs` wants them; notes which rows were read and why the others were not."""
+
+    def __init__(self, loader: DataLoader):
+        self.loader = loader
+        self.rows: list[int] = []
+        self.bad: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for images, index, reasons in self.loader:
+            ok = torch.tensor([not r for r in reasons], dtype=torch.bool)
+            self.bad.update((int(i), r) for i, r in zip(index, reasons) if r)
+            if ok.any():
+                self.rows.extend(index[ok].tolist())
+                yield images[ok], None
+
+
+def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, *, flip_tta: bool = True,
+                   clip: float = 0.0, crop: float | None = None, batch_size: int = 256,
+                   workers: int | None = None) -> Path:
+    """Write ``id,label`` (label = P(dog)) for every picture in ``images_dir``, and nothing else.
+
+    Photos are decoded as they are needed (``workers`` processes, default sized to the machine; 0
+    decodes in this process), so no cache is written: the photos' folder and the output folder
+    hold afterwards only what they held before, plus the CSV.
 
     ``crop`` defaults to the centre crop matched to the checkpoint's training crops
     (:func:`matched_crop`), or 1 (the whole photo) when the checkpoint does not record them.
@@ -178,11 +228,17 @@ def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, 
     model, state = load_model(checkpoint, device)
     crop = checkpoint_crop(state) if crop is None else crop
     precision = pick_precision(device)
-    cache_dir = Path(cache_dir) if cache_dir else Path(out).resolve().parent / ".cache"
-    cache = build_cache(files, cache_dir / f"{Path(images_dir).resolve().name}_224.npy", 224)
-    if not cache.ok.any():
+    workers = default_workers() if workers is None else workers
+    loader = DataLoader(PhotoFiles(files), batch_size=batch_size, shuffle=False, num_workers=workers,
+                        pin_memory=torch.cuda.is_available())
+    batches = _ReadableBatches(loader)
+    probs = np.full(len(files), 0.5)
+    readable = predict_probs(model, batches, device, precision, flip_tta, crop)
+    probs[batches.rows] = readable
+    warn_unreadable({files[i].name: reason for i, reason in sorted(batches.bad.items())},
+                    f"in {images_dir} (they get P(dog) = 0.5)")
+    if not batches.rows:
         raise RuntimeError(f"None of the {len(files)} files in {images_dir} could be read as a picture.")
-    probs = predict_cache(model, cache, device, precision, flip_tta, crop, batch_size)
-    if not cache.ok.all():
-        print(f"{int((~cache.ok).sum())} unreadable file(s), named in the warning above, get P(dog) = 0.5.")
-    return write_submission([image_id(n) for n in cache.names], probs, out, clip)
+    if batches.bad:
+        print(f"{len(batches.bad)} unreadable file(s), named in the warning above, get P(dog) = 0.5.")
+    return write_submission([image_id(f.name) for f in files], probs, out, clip)
