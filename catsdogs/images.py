@@ -45,13 +45,41 @@ def numeric_sort_key(name: str) -> tuple:
     return (0, int(stem), "") if numeric else (1, 0, stem)
 
 
+def _is_picture(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+
+
 def list_images(folder: Path) -> list[Path]:
     """Picture files in a folder (not recursive), numerically sorted by id."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"No folder {folder}: run notebook 01 (or pass an existing folder).")
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    files = [p for p in folder.iterdir() if _is_picture(p)]
     return sorted(files, key=lambda p: numeric_sort_key(p.name))
+
+
+def no_pictures_message(folder: Path) -> str:
+    """Why a folder yielded no pictures, and what to pass instead.
+
+    Pictures sorted into subfolders (``photos/cat/``, ``photos/dog/``) are the usual cause: subfolders
+    are not searched, so the message names those that hold pictures, with their counts.
+    """
+    folder = Path(folder)
+    message = f"No pictures ({', '.join(sorted(IMAGE_SUFFIXES))}) directly in {folder}."
+    counts = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        try:
+            n = sum(1 for p in sub.iterdir() if _is_picture(p))
+        except OSError:  # a subfolder we may not read: say nothing about it
+            continue
+        if n:
+            counts[sub] = n
+    if counts:
+        shown = "\n".join(f"  {sub} ({n} picture{'s' if n != 1 else ''})" for sub, n in list(counts.items())[:10])
+        more = f"\n  ... and {len(counts) - 10} more" if len(counts) > 10 else ""
+        message += (f" Subfolders are not searched, and {len(counts)} subfolder(s) hold pictures:\n{shown}{more}\n"
+                    "Pass one of these folders instead.")
+    return message
 
 
 def list_labelled(folder: Path) -> tuple[list[Path], np.ndarray]:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from .cache import CachedPhotos, ImageCache, default_workers
 from .config import SHIPPED_WEIGHTS
-from .images import (UnreadableImage, image_id, list_images, numeric_sort_key, read_rgb,
+from .images import (UnreadableImage, image_id, list_images, no_pictures_message, numeric_sort_key, read_rgb,
                      warn_unreadable)
 from .model import ModelConfig, build_model
 from .training import autocast, load_checkpoint, pick_device, pick_precision, to_model_input
@@ -223,7 +223,7 @@ def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, 
     """
     files = list_images(images_dir)
     if not files:
-        raise FileNotFoundError(f"No pictures (.jpg, .png, ...) in {images_dir}.")
+        raise FileNotFoundError(no_pictures_message(images_dir))
     device = pick_device()
     model, state = load_model(checkpoint, device)
     crop = checkpoint_crop(state) if crop is None else crop

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .config import is_small
+from .config import is_small, kaggle_workspace
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -249,8 +249,10 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
             raise RuntimeError(f"{path} was refused: besides tensors it holds a pickled object ({found.group(1)}) "
                                "that could run code when loaded. Only load checkpoints you trust: ones notebook 04 "
                                "wrote, or the shipped weights.") from None
-        raise RuntimeError(f"{path} is not a loadable checkpoint ({type(err).__name__}: {err}). "
-                           "Delete it and train again, or point to another checkpoint.") from None
+        best = kaggle_workspace().checkpoint_dir / "modern-full" / "best.pt"
+        raise RuntimeError(f"{path} is not a checkpoint this project wrote, or it is damaged ({type(err).__name__}: "
+                           f"{err}). Pass a checkpoint written by notebook 04 (e.g. {best}), or leave out "
+                           "--checkpoint to use the shipped weights.") from None
 
 
 def write_history(path: Path, history: list[dict]) -> None:

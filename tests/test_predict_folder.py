@@ -73,3 +73,36 @@ def test_the_command_leaves_no_cache_beside_the_csv(tmp_path, capsys):
         assert main(["predict", str(tmp_path / "photos"), "--out", str(out), "--no-tta"]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["sub.csv"]
     assert "1 unreadable file(s), named in the warning above, get P(dog) = 0.5" in capsys.readouterr().out
+
+
+def test_pictures_only_in_subfolders_are_pointed_to(tmp_path, capsys):
+    """Photos sorted into photos/cat/ and photos/dog/: say that subfolders are not searched and which to pass."""
+    photos = tmp_path / "photos"
+    rng = np.random.default_rng(0)
+    for animal, count in (("cat", 3), ("dog", 2)):
+        (photos / animal).mkdir(parents=True)
+        for i in range(count):
+            _draw_animal(rng, animal == "dog", 64).save(photos / animal / f"{i}.jpg")
+    (photos / "empty").mkdir()
+    (photos / "notes.txt").write_text("not a picture")
+    assert main(["predict", str(photos), "--out", str(tmp_path / "sub.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "No pictures" in err and "Subfolders are not searched" in err
+    assert f"{photos / 'cat'} (3 pictures)" in err and f"{photos / 'dog'} (2 pictures)" in err
+    assert "empty" not in err and "Pass one of these folders" in err
+    assert "Delete" not in err and not (tmp_path / "sub.csv").exists()
+
+
+@pytest.mark.parametrize("content", [b"root:x:0:0:root:/root:/bin/bash\n", b"PK\x03\x04 half a zip", b""],
+                         ids=["text", "broken-zip", "empty"])
+def test_a_file_that_is_not_a_checkpoint_says_what_to_pass(tmp_path, capsys, content):
+    """``--checkpoint`` given a file the user named (e.g. /etc/passwd): named and kept, the right one described."""
+    _photos(tmp_path / "photos")
+    mine = tmp_path / "mine.pt"
+    mine.write_bytes(content)
+    assert main(["predict", str(tmp_path / "photos"), "--out", str(tmp_path / "sub.csv"), "--checkpoint", str(mine)]) == 1
+    err = capsys.readouterr().err
+    assert f"{mine} is not a checkpoint this project wrote" in err
+    assert "notebook 04" in err and str(Path("checkpoints") / "modern-full" / "best.pt") in err
+    assert "leave out --checkpoint to use the shipped weights" in err
+    assert "delete" not in err.lower() and mine.read_bytes() == content and not (tmp_path / "sub.csv").exists()
