@@ -27,7 +27,7 @@ from .checkpoints import atomic_write
 from .config import Workspace
 from .images import UnreadableImage, list_images, list_labelled, read_rgb, warn_unreadable
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: photos are turned upright by their EXIF orientation tag
 
 
 @dataclass

@@ -21,6 +21,7 @@ from .config import ARCHIVE_NAME, COMPETITION, RULES_URL, Workspace, data_dir, d
 from .images import list_images, list_labelled
 
 REQUIRED_MEMBERS = ("train.zip", "test.zip", "sample_submission.csv")
+DATA_URL = f"https://www.kaggle.com/competitions/{COMPETITION}/data"
 
 
 class DatasetError(RuntimeError):
@@ -164,7 +165,8 @@ def download_competition(dest: Path | None = None) -> Path:
         downloaded = staging / ARCHIVE_NAME
         if not downloaded.exists():
             raise DatasetError(f"The Kaggle client finished but wrote no {ARCHIVE_NAME} in {staging}.")
-        check_archive(downloaded)
+        check_archive(downloaded, name=f"The downloaded {ARCHIVE_NAME}", advice="Kaggle's download was probably cut short; "
+                      "nothing was kept. Run this again to download it again.")
         final = dest / ARCHIVE_NAME
         os.replace(downloaded, final)
         return final
@@ -180,27 +182,38 @@ def _safe_member(name: str) -> bool:
     return not path.is_absolute() and ".." not in path.parts and not (path.parts and ":" in path.parts[0])
 
 
-def check_archive(path: Path, required: tuple[str, ...] = REQUIRED_MEMBERS) -> list[str]:
+ARCHIVE_ADVICE = (f"Pass the competition's own zip instead ({ARCHIVE_NAME}, as downloaded from {DATA_URL} or with "
+                  f"`kaggle competitions download -c {COMPETITION}`), e.g. python -m catsdogs run --archive PATH.")
+
+
+def check_archive(path: Path, required: tuple[str, ...] = REQUIRED_MEMBERS, *, name: str | None = None,
+                  advice: str = ARCHIVE_ADVICE) -> list[str]:
     """Open a zip and check it whole before use: readable, every CRC right, no member that would
-    land outside the target folder, and the required members present. Returns the member names."""
+    land outside the target folder, and the required members present. Returns the member names.
+
+    The message says what is wrong with the file (``name``, default its path) and ends with ``advice``:
+    by default, which file to pass instead. The file may be the user's own, so it is never told to delete it.
+    """
     path = Path(path)
+    name = name or str(path)
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
             bad = zf.testzip()
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as err:  # zlib.error: damaged compressed data
-        raise DatasetError(f"{path} is not a readable zip ({err}): the download was probably cut short or damaged. "
-                           "Delete it and download it again.") from None
+        raise DatasetError(f"{name} is not a readable zip ({err}): it is not the {COMPETITION} archive, or a copy "
+                           f"of it that was cut short or damaged. {advice}") from None
     if bad is not None:
-        raise DatasetError(f"{path} is corrupt (member {bad!r} fails its CRC check). Delete it and download it again.")
+        raise DatasetError(f"{name} is damaged: its member {bad!r} fails its CRC check, so it is not an intact copy "
+                           f"of the {COMPETITION} archive. {advice}")
     unsafe = [n for n in names if not _safe_member(n)]
     if unsafe:
-        raise DatasetError(f"{path} has members that would be written outside the data folder, e.g. {unsafe[0]!r}; "
-                           "refusing to extract it.")
+        raise DatasetError(f"{name} has members that would be written outside the data folder, e.g. {unsafe[0]!r}; "
+                           f"refusing to extract it. It is not the {COMPETITION} archive. {advice}")
     missing = [m for m in required if m not in names]
     if missing:
-        raise DatasetError(f"{path} is missing {', '.join(missing)}: it is not the {COMPETITION} archive, or it is "
-                           "incomplete. Download it again.")
+        raise DatasetError(f"{name} is missing {', '.join(missing)}: it is not the {COMPETITION} archive, which holds "
+                           f"{', '.join(REQUIRED_MEMBERS)}. {advice}")
     return names
 
 
@@ -242,7 +255,7 @@ def extract_competition(archive: Path, ws: Workspace) -> Workspace:
     shutil.rmtree(staging, ignore_errors=True)
     safe_extract(archive, staging, list(REQUIRED_MEMBERS))
     for inner, folder in (("train.zip", ws.train_dir), ("test.zip", ws.test_dir)):
-        check_archive(staging / inner, required=())
+        check_archive(staging / inner, required=(), name=f"{inner} inside {archive}")
         shutil.rmtree(folder, ignore_errors=True)
         safe_extract(staging / inner, ws.local)
         if not folder.is_dir():
@@ -276,7 +289,8 @@ def find_archive(explicit: Path | str | None = None) -> Path | None:
     if given:
         path = Path(given).expanduser()
         if not path.is_file():
-            raise DatasetError(f"No archive at {path}.")
+            what = "is a folder, not a zip" if path.is_dir() else "does not exist"
+            raise DatasetError(f"The archive given, {path}, {what}. {ARCHIVE_ADVICE}")
         return path
     for candidate in (data_dir() / ARCHIVE_NAME, kaggle_workspace().archive):
         if candidate.is_file():

@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import ExifTags, Image, ImageFile, ImageOps
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated JPEG is an error, not a grey half-picture
 Image.MAX_IMAGE_PIXELS = 200_000_000  # big camera photos are fine; decompression bombs are not
@@ -45,13 +45,41 @@ def numeric_sort_key(name: str) -> tuple:
     return (0, int(stem), "") if numeric else (1, 0, stem)
 
 
+def _is_picture(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+
+
 def list_images(folder: Path) -> list[Path]:
     """Picture files in a folder (not recursive), numerically sorted by id."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"No folder {folder}: run notebook 01 (or pass an existing folder).")
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    files = [p for p in folder.iterdir() if _is_picture(p)]
     return sorted(files, key=lambda p: numeric_sort_key(p.name))
+
+
+def no_pictures_message(folder: Path) -> str:
+    """Why a folder yielded no pictures, and what to pass instead.
+
+    Pictures sorted into subfolders (``photos/cat/``, ``photos/dog/``) are the usual cause: subfolders
+    are not searched, so the message names those that hold pictures, with their counts.
+    """
+    folder = Path(folder)
+    message = f"No pictures ({', '.join(sorted(IMAGE_SUFFIXES))}) directly in {folder}."
+    counts = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        try:
+            n = sum(1 for p in sub.iterdir() if _is_picture(p))
+        except OSError:  # a subfolder we may not read: say nothing about it
+            continue
+        if n:
+            counts[sub] = n
+    if counts:
+        shown = "\n".join(f"  {sub} ({n} picture{'s' if n != 1 else ''})" for sub, n in list(counts.items())[:10])
+        more = f"\n  ... and {len(counts) - 10} more" if len(counts) > 10 else ""
+        message += (f" Subfolders are not searched, and {len(counts)} subfolder(s) hold pictures:\n{shown}{more}\n"
+                    "Pass one of these folders instead.")
+    return message
 
 
 def list_labelled(folder: Path) -> tuple[list[Path], np.ndarray]:
@@ -60,11 +88,24 @@ def list_labelled(folder: Path) -> tuple[list[Path], np.ndarray]:
     return files, np.array([label_from_name(p.name) for p in files], dtype=np.int64)
 
 
+def upright(img: Image.Image) -> Image.Image:
+    """The picture as viewers show it: phone cameras store pixels sideways and say so in the EXIF
+    Orientation tag. A picture without the tag, or with an unreadable EXIF block, is returned as stored."""
+    try:
+        orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+    except Exception:  # noqa: BLE001 - malformed EXIF is common and must not cost the photo itself
+        return img
+    if orientation not in range(2, 9):  # 1 = upright; anything else is not an orientation
+        return img
+    return ImageOps.exif_transpose(img)
+
+
 def read_rgb(path: Path, size: int) -> np.ndarray:
-    """Decode any picture to an RGB ``size``x``size`` uint8 array (H, W, 3).
+    """Decode any picture to an RGB ``size``x``size`` uint8 array (H, W, 3), upright.
 
     Grayscale (8 or 16 bits), palette, RGBA and CMYK files are converted to RGB; very large JPEGs are decoded at a
-    reduced scale first (``draft``), which is much faster and loses nothing at 224 pixels.
+    reduced scale first (``draft``), which is much faster and loses nothing at 224 pixels; the EXIF Orientation
+    tag is applied (see :func:`upright`), so a phone photo is not seen lying on its side.
     Raises :class:`UnreadableImage` with the reason for empty, truncated or non-image files.
     """
     path = Path(path)
@@ -73,6 +114,7 @@ def read_rgb(path: Path, size: int) -> np.ndarray:
             raise UnreadableImage("the file is empty")
         with Image.open(path) as img:
             img.draft("RGB", (size, size))
+            img = upright(img)  # after draft: the (reduced) decode is what gets turned
             if img.mode in SIXTEEN_BIT:  # 16-bit grayscale PNG: convert("RGB") would clip it to white
                 img = Image.fromarray((np.asarray(img, dtype=np.float32) / 257).clip(0, 255).astype(np.uint8))
             if img.mode in ("RGBA", "LA", "P", "PA"):  # transparent pixels become white, not black

@@ -6,24 +6,30 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .images import CLASSES
+from .images import CLASSES, upright
 
 
 def photo_grid(images: list, titles: list[str], cols: int = 6, size: float = 2.0, suptitle: str | None = None):
-    """Pictures (paths or HxWx3 arrays) in a grid with a title under each."""
-    from PIL import Image
-
+    """Pictures (paths or HxWx3 arrays) in a grid with a title under each; a path is shown upright,
+    as the model sees it (its EXIF orientation applied)."""
     rows = max(1, (len(images) + cols - 1) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size * 1.1), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, title in zip(axes.flat, images, titles):
-        ax.imshow(np.asarray(Image.open(image).convert("RGB")) if isinstance(image, (str, Path)) else image)
+        ax.imshow(_read_upright(image) if isinstance(image, (str, Path)) else image)
         ax.set_title(title, fontsize=9)
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+def _read_upright(path: str | Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return np.asarray(upright(img).convert("RGB"))
 
 
 def class_balance(counts: dict[str, dict[str, int]]):

@@ -21,7 +21,7 @@ from .checkpoints import load_checkpoint
 from .config import SHIPPED_WEIGHTS
 from .data import ImageCache, default_workers, eval_loader
 from .device import Device
-from .images import UnreadableImage, image_id, list_images, read_rgb, warn_unreadable
+from .images import UnreadableImage, image_id, list_images, no_pictures_message, read_rgb, warn_unreadable
 from .model import ModelConfig, build_model
 from .submission import write_submission
 
@@ -148,14 +148,15 @@ class PhotoFiles(Dataset):
 
     def __getitem__(self, i: int):
         try:
-            image, error = read_rgb(self.files[i], self.size), ""
+            image, error = read_rgb(self.files[i], self.size).copy(), ""  # writable, for torch
         except UnreadableImage as err:
             image, error = np.zeros((self.size, self.size, 3), np.uint8), str(err)
         return torch.from_numpy(image).permute(2, 0, 1), error
 
 
 def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, *, flip_tta: bool = True,
-                   clip: float = 0.0, crop: float | None = None, batch_size: int = 128) -> Path:
+                   clip: float = 0.0, crop: float | None = None, batch_size: int = 128,
+                   workers: int | None = None) -> Path:
     """Write ``id,label`` (label = P(dog)) for every picture in ``images_dir``; nothing else is written.
 
     The photos are decoded as they stream through the model (no cache on disk). ``crop`` defaults to
@@ -165,12 +166,12 @@ def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, 
     """
     files = list_images(images_dir)
     if not files:
-        raise FileNotFoundError(f"No pictures (.jpg, .png, ...) in {images_dir}.")
+        raise FileNotFoundError(no_pictures_message(images_dir))
     device = Device.pick()
     model, state = load_model(checkpoint, device)
     crop = checkpoint_crop(state) if crop is None else crop
-    loader = DataLoader(PhotoFiles(files), batch_size=batch_size, num_workers=min(default_workers(), 4),
-                        pin_memory=device.type == "cuda")
+    workers = min(default_workers(), 4) if workers is None else workers  # decoding overlaps the model
+    loader = DataLoader(PhotoFiles(files), batch_size=batch_size, num_workers=workers, pin_memory=device.type == "cuda")
     probs, reasons = _predict(model, loader, device, flip_tta, crop, "predicting")
     bad = {f.name: reason for f, reason in zip(files, reasons) if reason}
     with warnings.catch_warnings():

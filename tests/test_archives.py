@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import catsdogs.download as download
-from catsdogs.config import ARCHIVE_NAME, Workspace
+from catsdogs.config import ARCHIVE_NAME, COMPETITION, Workspace
 from catsdogs.download import (DatasetError, check_archive, extract_competition, make_demo_archive, prepare_dataset,
                                safe_extract)
 from conftest import zip_with
@@ -69,6 +69,7 @@ def test_a_truncated_archive_is_named_before_use(tmp_path, monkeypatch, demo_arc
     with pytest.raises(DatasetError, match="not a readable zip.*cut short") as err:
         prepare_dataset(archive=cut)
     assert str(cut) in str(err.value)
+    _assert_says_what_to_pass_instead(str(err.value))
     assert not (tmp_path / "data" / "kaggle" / "train").exists()
 
 
@@ -92,9 +93,10 @@ def test_a_corrupt_archive_is_named_before_use(tmp_path, demo_archive, compressi
         raw[start + info.compress_size // 2] ^= 0xFF
     archive.write_bytes(bytes(raw))
     ws = _workspace(tmp_path)
-    with pytest.raises(DatasetError, match=rf"{ARCHIVE_NAME}.*(corrupt|not a readable zip)") as err:
+    with pytest.raises(DatasetError, match=rf"{ARCHIVE_NAME}.*(fails its CRC check|not a readable zip)") as err:
         extract_competition(archive, ws)
-    assert "download it again" in str(err.value)
+    assert f"not an intact copy of the {COMPETITION} archive" in str(err.value) or "cut short" in str(err.value)
+    _assert_says_what_to_pass_instead(str(err.value))
     assert not ws.train_dir.exists() and not ws.sample_submission.exists()
 
 
@@ -102,8 +104,53 @@ def test_missing_members_are_named(tmp_path, demo_archive):
     members = _kaggle_members(demo_archive)
     del members["test.zip"]
     archive = zip_with(tmp_path / ARCHIVE_NAME, members)
-    with pytest.raises(DatasetError, match="is missing test.zip"):
+    with pytest.raises(DatasetError, match="is missing test.zip") as err:
         extract_competition(archive, _workspace(tmp_path))
+    _assert_says_what_to_pass_instead(str(err.value))
+
+
+def _assert_says_what_to_pass_instead(message: str) -> None:
+    """The zip may be the user's own: say which file to pass, never to delete it or download it again."""
+    assert f"kaggle competitions download -c {COMPETITION}" in message and "--archive" in message, message
+    assert "delete" not in message.lower() and "download it again" not in message, message
+
+
+@pytest.mark.parametrize("kind", ["other-zip", "text", "empty"])
+def test_a_file_that_is_not_the_competition_archive_says_what_to_pass(tmp_path, monkeypatch, kind):
+    """``python -m catsdogs run --archive MY.zip`` with the wrong file: named, kept, and the right one described."""
+    monkeypatch.setenv("CATSDOGS_PROFILE", "full")
+    mine = tmp_path / "holiday-photos.zip"
+    if kind == "other-zip":
+        zip_with(mine, {"photos/1.jpg": b"\xff\xd8", "notes.txt": b"mine"})
+    else:
+        mine.write_text("" if kind == "empty" else "just some text\n")
+    before = mine.read_bytes()
+    with pytest.raises(DatasetError) as err:
+        prepare_dataset(archive=mine)
+    message = str(err.value)
+    assert str(mine) in message and f"it is not the {COMPETITION} archive" in message
+    assert ("is missing train.zip, test.zip, sample_submission.csv" if kind == "other-zip"
+            else "is not a readable zip") in message
+    _assert_says_what_to_pass_instead(message)
+    assert mine.read_bytes() == before
+
+
+def test_a_damaged_inner_zip_is_named_inside_the_archive(tmp_path, demo_archive):
+    members = {**_kaggle_members(demo_archive), "test.zip": b"PK\x03\x04 not really a zip"}
+    archive = zip_with(tmp_path / ARCHIVE_NAME, members)
+    with pytest.raises(DatasetError) as err:
+        extract_competition(archive, _workspace(tmp_path))
+    assert f"test.zip inside {archive} is not a readable zip" in str(err.value)
+    _assert_says_what_to_pass_instead(str(err.value))
+
+
+def test_an_archive_given_that_does_not_exist_says_what_to_pass(tmp_path, monkeypatch):
+    monkeypatch.setenv("CATSDOGS_PROFILE", "full")
+    for given in (tmp_path / "no-such.zip", tmp_path):
+        with pytest.raises(DatasetError, match="does not exist|is a folder, not a zip") as err:
+            prepare_dataset(archive=given)
+        assert str(given) in str(err.value)
+        _assert_says_what_to_pass_instead(str(err.value))
 
 
 def test_extracting_twice_is_a_no_op(tmp_path, monkeypatch, demo_archive):

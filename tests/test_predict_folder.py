@@ -1,0 +1,107 @@
+"""``predict`` streams the photos: it writes the CSV and nothing else, and gives the same P(dog) as
+the decode-once cache the notebooks use."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from catsdogs.__main__ import main
+from catsdogs.data import build_cache
+from catsdogs.download import _draw_animal
+from catsdogs.predict import checkpoint_crop, load_model, predict_cache, predict_folder
+from catsdogs.device import Device
+
+UNREADABLE = "7.jpg"
+
+
+def _photos(folder: Path) -> list[str]:
+    """Generated JPEGs and a PNG of several sizes, and one file that is not a picture at all."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    names = []
+    for i in range(1, 11):
+        if f"{i}.jpg" == UNREADABLE:
+            (folder / UNREADABLE).write_bytes(b"this is not a JPEG")
+        else:
+            img = _draw_animal(rng, i % 2, int(rng.integers(96, 300)))
+            img.save(folder / f"{i}.{'png' if i == 4 else 'jpg'}", **({} if i == 4 else {"quality": 90}))
+        names.append(f"{i}.{'png' if i == 4 else 'jpg'}")
+    return names
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder under ``root`` (hidden ones too), with size and modification time."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+def _read(path: Path) -> dict[str, float]:
+    with open(path, newline="") as f:
+        return {row["id"]: float(row["label"]) for row in csv.DictReader(f)}
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_predict_folder_writes_only_the_csv_and_matches_the_cache(tmp_path, workers):
+    names = _photos(tmp_path / "run" / "photos")
+    before = _snapshot(tmp_path / "run")
+    out = tmp_path / "run" / "out" / "submission.csv"
+    with pytest.warns(UserWarning, match=r"1 unreadable file\(s\)") as caught:
+        assert predict_folder(tmp_path / "run" / "photos", out, workers=workers) == out
+    assert any(UNREADABLE in str(w.message) for w in caught)
+    after = _snapshot(tmp_path / "run")
+    assert after == {**before, "out": after["out"], "out/submission.csv": after["out/submission.csv"]}
+    probs = _read(out)
+    assert list(probs) == [Path(n).stem for n in names]
+    assert probs[Path(UNREADABLE).stem] == 0.5
+
+    # the path notebook 05 takes: the decode-once cache, then predict_cache, same weights and options
+    model, state = load_model()
+    with pytest.warns(UserWarning, match="unreadable"):
+        cache = build_cache([tmp_path / "run" / "photos" / n for n in names], tmp_path / "cache" / "p.npy", 224,
+                            workers=1)
+    cached = predict_cache(model, cache, Device.pick(), flip_tta=True, crop=checkpoint_crop(state))
+    np.testing.assert_allclose([probs[Path(n).stem] for n in names], cached, atol=1e-4)
+
+
+def test_the_command_leaves_no_cache_beside_the_csv(tmp_path, capsys):
+    _photos(tmp_path / "photos")
+    out = tmp_path / "out" / "sub.csv"
+    with pytest.warns(UserWarning, match="unreadable"):
+        assert main(["predict", str(tmp_path / "photos"), "--out", str(out), "--no-tta"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["sub.csv"]
+    assert "1 unreadable file(s), named in the warning above, get P(dog) = 0.5" in capsys.readouterr().out
+
+
+def test_pictures_only_in_subfolders_are_pointed_to(tmp_path, capsys):
+    """Photos sorted into photos/cat/ and photos/dog/: say that subfolders are not searched and which to pass."""
+    photos = tmp_path / "photos"
+    rng = np.random.default_rng(0)
+    for animal, count in (("cat", 3), ("dog", 2)):
+        (photos / animal).mkdir(parents=True)
+        for i in range(count):
+            _draw_animal(rng, animal == "dog", 64).save(photos / animal / f"{i}.jpg")
+    (photos / "empty").mkdir()
+    (photos / "notes.txt").write_text("not a picture")
+    assert main(["predict", str(photos), "--out", str(tmp_path / "sub.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "No pictures" in err and "Subfolders are not searched" in err
+    assert f"{photos / 'cat'} (3 pictures)" in err and f"{photos / 'dog'} (2 pictures)" in err
+    assert "empty" not in err and "Pass one of these folders" in err
+    assert "Delete" not in err and not (tmp_path / "sub.csv").exists()
+
+
+@pytest.mark.parametrize("content", [b"root:x:0:0:root:/root:/bin/bash\n", b"PK\x03\x04 half a zip", b""],
+                         ids=["text", "broken-zip", "empty"])
+def test_a_file_that_is_not_a_checkpoint_says_what_to_pass(tmp_path, capsys, content):
+    """``--checkpoint`` given a file the user named (e.g. /etc/passwd): named and kept, the right one described."""
+    _photos(tmp_path / "photos")
+    mine = tmp_path / "mine.pt"
+    mine.write_bytes(content)
+    assert main(["predict", str(tmp_path / "photos"), "--out", str(tmp_path / "sub.csv"), "--checkpoint", str(mine)]) == 1
+    err = capsys.readouterr().err
+    assert f"{mine} is not a checkpoint this project wrote" in err
+    assert "notebook 04" in err and str(Path("checkpoints") / "modern-full" / "best.pt") in err
+    assert "leave out --checkpoint to use the shipped weights" in err
+    assert "delete" not in err.lower() and mine.read_bytes() == content and not (tmp_path / "sub.csv").exists()
