@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                 parameters.update(BLOG)
             parameters.update(parse_parameter(text) for text in args.parameter)
             try:
-                run_notebooks(args.only, args.out_dir, args.inplace, parameters=parameters,
+                run_notebooks(args.only, args.out_dir, inplace=args.inplace, parameters=parameters,
                               **({"folder": args.notebook_dir} if args.notebook_dir else {}))
             except NotebookFailed:  # already reported in one line and in the summary: no traceback
                 return 1
@@ -105,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
                     ids = [row["id"] for row in csv.DictReader(f)]
             print(f"{args.csv}: {validate_submission(args.csv, ids)} rows, valid")
         elif args.command == "demo-archive":
-            from .download import make_demo_archive
+            from .demo import make_demo_archive
 
-            print(f"wrote {make_demo_archive(args.out, args.per_class, args.test)}")
+            print(f"wrote {make_demo_archive(args.out, per_class=args.per_class, n_test=args.test)}")
         elif args.command == "set-repository":
             from .colab import set_repository
 

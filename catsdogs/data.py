@@ -73,7 +73,7 @@ def default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-def build_cache(files: list[Path], cache_file: Path, size: int = 224, workers: int | None = None,
+def build_cache(files: list[Path], cache_file: Path, size: int = 224, *, workers: int | None = None,
                 desc: str = "decoding photos") -> ImageCache:
     """Load the cache of ``files`` at ``size`` pixels, building it first if it is missing or stale.
 

@@ -424,7 +424,7 @@ def attention_rollout(attentions: tuple[Tensor, ...] | list[Tensor], residual: f
     return rollout
 
 
-def attention_flops(tokens: int, dim: int, heads: int = 1, k: int | None = None) -> int:
+def attention_flops(tokens: int, dim: int, *, heads: int = 1, k: int | None = None) -> int:
     """Multiply-adds of one self-attention layer for one image, counted by hand: the four
     D x D projections plus QK^T and (probs)V. With Linformer's k, keys and values are first
     projected from T rows to k rows (2 * k * T * D more), and the T x T products become T x k."""

@@ -64,7 +64,7 @@ def sincos_position_codes(grid: int, dim: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def mimetic_init_(model: nn.Module, seed: int = 0, alpha: tuple[float, float] = (0.7, 0.4),
+def mimetic_init_(model: nn.Module, *, seed: int = 0, alpha: tuple[float, float] = (0.7, 0.4),
                   beta: tuple[float, float] = (0.7, 0.4)) -> nn.Module:
     """Start the seed model's attention where trained ViTs end up: looking at nearby patches.
 

@@ -9,7 +9,7 @@ import numpy as np
 from .images import CLASSES, upright
 
 
-def photo_grid(images: list, titles: list[str], cols: int = 6, size: float = 2.0, suptitle: str | None = None):
+def photo_grid(images: list, titles: list[str], *, cols: int = 6, size: float = 2.0, suptitle: str | None = None):
     """Pictures (paths or HxWx3 arrays) in a grid with a title under each; a path is shown upright,
     as the model sees it (its EXIF orientation applied)."""
     rows = max(1, (len(images) + cols - 1) // cols)
@@ -105,7 +105,7 @@ def confusion(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5):
     return fig
 
 
-def most_confident_mistakes(images: np.ndarray, labels: np.ndarray, probs: np.ndarray, n: int = 12):
+def most_confident_mistakes(images: np.ndarray, labels: np.ndarray, probs: np.ndarray, *, n: int = 12):
     """The photos the model got wrong with the most confidence: where to look for what it learned."""
     wrong = np.flatnonzero((probs >= 0.5).astype(int) != labels)
     confidence = np.abs(probs[wrong] - 0.5)
@@ -114,7 +114,7 @@ def most_confident_mistakes(images: np.ndarray, labels: np.ndarray, probs: np.nd
     return photo_grid([images[i] for i in pick], titles, cols=6, suptitle="most confident mistakes (true class, P(dog))")
 
 
-def attention_from_patch(photo: np.ndarray, maps: dict[str, np.ndarray], patch: tuple[int, int], grid: int = 7):
+def attention_from_patch(photo: np.ndarray, maps: dict[str, np.ndarray], *, patch: tuple[int, int], grid: int = 7):
     """The photo with one patch outlined, then for each named (grid*grid,) map of that patch's
     attention weights, the weights as a heat map over the photo (each map scaled to its own maximum)."""
     fig, axes = plt.subplots(1, 1 + len(maps), figsize=(3.6 * (1 + len(maps)), 3.8))

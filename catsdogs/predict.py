@@ -182,4 +182,4 @@ def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, 
     if bad:
         probs[[i for i, r in enumerate(reasons) if r]] = 0.5
         print(f"{len(bad)} unreadable file(s), named in the warning above, get P(dog) = 0.5.")
-    return write_submission([image_id(f.name) for f in files], probs, out, clip)
+    return write_submission([image_id(f.name) for f in files], probs, out, clip=clip)

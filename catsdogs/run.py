@@ -233,8 +233,8 @@ def inject_parameters(nb: nbformat.NotebookNode, parameters: dict[str, Any]) -> 
     return chosen
 
 
-def run_notebooks(only: list[str] | None = None, out_dir: Path | None = None, inplace: bool = False,
-                  timeout: int | None = None, *, folder: Path = NOTEBOOK_DIR, parameters: dict[str, Any] | None = None,
+def run_notebooks(only: list[str] | None = None, out_dir: Path | None = None, *, inplace: bool = False,
+                  timeout: int | None = None, folder: Path = NOTEBOOK_DIR, parameters: dict[str, Any] | None = None,
                   out: TextIO | None = None) -> list[NotebookResult]:
     """Execute the notebooks in ``folder`` in order, echoing their printed text, then print a summary.
 

@@ -16,7 +16,7 @@ from .checkpoints import atomic_write
 from .images import numeric_sort_key
 
 
-def write_submission(ids: list[str], probs: np.ndarray, path: Path, clip: float = 0.0) -> Path:
+def write_submission(ids: list[str], probs: np.ndarray, path: Path, *, clip: float = 0.0) -> Path:
     """Write ``id,label`` rows sorted by numeric id; ``clip`` bounds P(dog) to [clip, 1-clip],
     which caps the log-loss cost of a confident mistake."""
     if len(ids) != len(probs):

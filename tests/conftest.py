@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from catsdogs.download import make_demo_archive
+from catsdogs.demo import make_demo_archive
 
 
 @pytest.fixture(autouse=True)

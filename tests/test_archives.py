@@ -12,7 +12,8 @@ import pytest
 
 import catsdogs.download as download
 from catsdogs.config import ARCHIVE_NAME, COMPETITION, Workspace
-from catsdogs.download import (DatasetError, check_archive, extract_competition, make_demo_archive, prepare_dataset,
+from catsdogs.demo import make_demo_archive
+from catsdogs.download import (DatasetError, check_archive, extract_competition, prepare_dataset,
                                safe_extract)
 from conftest import zip_with
 

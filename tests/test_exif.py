@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from catsdogs.download import _draw_animal
+from catsdogs.demo import _draw_animal
 from catsdogs.images import read_rgb
 
 matplotlib.use("Agg")

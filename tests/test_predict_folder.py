@@ -10,7 +10,7 @@ import pytest
 
 from catsdogs.__main__ import main
 from catsdogs.data import build_cache
-from catsdogs.download import _draw_animal
+from catsdogs.demo import _draw_animal
 from catsdogs.predict import checkpoint_crop, load_model, predict_cache, predict_folder
 from catsdogs.device import Device
 

@@ -17,7 +17,7 @@ import torch
 
 from catsdogs.__main__ import main
 from catsdogs.config import REPO_DIR
-from catsdogs.download import make_demo_archive
+from catsdogs.demo import make_demo_archive
 from catsdogs.model import ModelConfig, build_model
 from catsdogs.predict import load_model
 from catsdogs.checkpoints import load_checkpoint, save_checkpoint
