@@ -155,7 +155,7 @@ def find_archive(given: Path | None, bench_dir: Path) -> tuple[Path, bool]:
     for candidate in (REPO / "data" / ARCHIVE_NAME, REPO / "data" / "kaggle" / ARCHIVE_NAME):
         if candidate.is_file():
             return candidate, False
-    from catsdogs.download import make_demo_archive
+    from catsdogs.demo import make_demo_archive
 
     path = bench_dir / "demo-archive" / ARCHIVE_NAME
     if not path.exists():
