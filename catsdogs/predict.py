@@ -171,6 +171,7 @@ def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, 
     model, state = load_model(checkpoint, device)
     crop = checkpoint_crop(state) if crop is None else crop
     workers = min(default_workers(), 4) if workers is None else workers  # decoding overlaps the model
+    workers = min(workers, math.ceil(len(files) / batch_size))  # a worker without a batch only costs its start
     loader = DataLoader(PhotoFiles(files), batch_size=batch_size, num_workers=workers, pin_memory=device.type == "cuda")
     probs, reasons = _predict(model, loader, device, flip_tta, crop, "predicting")
     bad = {f.name: reason for f, reason in zip(files, reasons) if reason}
