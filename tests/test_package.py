@@ -312,3 +312,37 @@ def test_parameters_are_injected_after_the_parameters_cell_as_papermill_does(tmp
         run_notebooks(folder=folder, out_dir=tmp_path / "out", parameters={"batch_sise": 8})
     with pytest.raises(ValueError, match="--inplace"):
         run_notebooks(folder=folder, inplace=True, parameters={"epochs": 3})
+
+
+def test_resume_loads_a_run_of_the_same_recipe_and_moves_another_aside(tmp_path):
+    """resume() is a plain function: the model and optimisers come back as fit left them; a run of
+    another recipe is kept aside, never overwritten."""
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from catsdogs.training import fit, make_optimizers, make_schedulers, resume
+
+    torch.manual_seed(0)
+    data = TensorDataset((torch.rand(16, 3, 64, 64) * 255).to(torch.uint8), torch.arange(16) % 2)
+    loader = DataLoader(data, batch_size=8)
+    small_model = dict(image_size=64, patch_size=32, depth=1)
+    config = TrainConfig(epochs=2, warmup_epochs=0, distill=0, optimizer="adamw")
+    model = build_model(ModelConfig(**small_model))
+    history = fit(model, loader, loader, config=config, device=CPU_FP32, run_dir=tmp_path / "run",
+                  loss_fn=lambda logits, labels, x: F.cross_entropy(logits, labels))
+
+    def fresh_run(recipe: TrainConfig):
+        fresh = build_model(ModelConfig(**small_model))
+        optimizers = make_optimizers(fresh, recipe)
+        return fresh, dict(model=fresh, optimizers=optimizers, scaler=CPU_FP32.grad_scaler(), device=CPU_FP32,
+                           schedulers=make_schedulers(optimizers, recipe, steps_per_epoch=len(loader)))
+
+    fresh, parts = fresh_run(config)
+    assert resume(tmp_path / "run" / "last.pt", {"train_config": config.to_dict()}, **parts) == history
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), model.state_dict().values()))
+    assert parts["optimizers"][0].state_dict()["state"]  # Adam's moments came back too
+
+    other = TrainConfig(epochs=3, warmup_epochs=0, distill=0, optimizer="adamw")
+    _, parts = fresh_run(other)
+    assert resume(tmp_path / "run" / "last.pt", {"train_config": other.to_dict()}, **parts) == []
+    assert not (tmp_path / "run").exists() and len(list(tmp_path.glob("run.previous-*/last.pt"))) == 1
