@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from .checkpoints import load_checkpoint
 from .config import SHIPPED_WEIGHTS
-from .data import ImageCache, default_workers, eval_loader
+from .data import CachedPhotos, ImageCache, default_workers, eval_loader
 from .device import Device
 from .images import UnreadableImage, image_id, list_images, no_pictures_message, read_rgb, warn_unreadable
 from .model import ModelConfig, build_model
@@ -128,8 +128,6 @@ def predict_cache(model: nn.Module, cache: ImageCache, device: Device, *, flip_t
                   crop: float = 1.0, batch_size: int = 256) -> np.ndarray:
     """P(dog) for every row of a decode-once cache, in its order; 0.5 (the label that costs least
     when we know nothing) for files that could not be read, so a submission is never short."""
-    from .data import CachedPhotos
-
     probs = np.full(len(cache), 0.5)
     loader = eval_loader(CachedPhotos(cache, np.arange(len(cache))), batch_size=batch_size)
     probs[cache.ok] = predict_probs(model, loader, device, flip_tta=flip_tta, crop=crop)

@@ -8,7 +8,6 @@ error) and the path of the executed notebook that holds the full traceback.
 from __future__ import annotations
 
 import ast
-import json
 import re
 import sys
 import time
@@ -320,16 +319,6 @@ def run_outputs() -> RunOutputs:
                       history=run_dir / "history.json")
 
 
-def read_history(path: Path) -> list[dict]:
-    """The rows of a ``history.json`` (one per epoch) that have a validation log loss; [] if none."""
-    try:
-        rows = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return []
-    return [row for row in rows if isinstance(row, dict) and isinstance(row.get("val_loss"), (int, float))] \
-        if isinstance(rows, list) else []
-
-
 def print_summary(results: list[NotebookResult], out_dir: Path, *, out: TextIO | None = None) -> None:
     """Each notebook's status and time; the model's validation scores; where the results are."""
     out = out if out is not None else sys.stdout
@@ -339,11 +328,13 @@ def print_summary(results: list[NotebookResult], out_dir: Path, *, out: TextIO |
         took = format_seconds(r.seconds) if r.seconds is not None else ""
         lines.append(f"  {r.status:<8} {r.name:<{width}}  {took}".rstrip())
     try:
+        from .checkpoints import read_history
+
         where = run_outputs()
+        rows = [row for row in read_history(where.history) if isinstance(row.get("val_loss"), (int, float))]
     except Exception as err:  # noqa: BLE001 - a summary must not hide the run's own result
         lines.append(f"  (results not located: {err})")
     else:
-        rows = read_history(where.history)
         if rows:
             best = min(rows, key=lambda row: row["val_loss"])
             lines.append(f"  model:        best epoch {best.get('epoch', '?')} of {len(rows)} (lowest validation log "

@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .device import Device
-from .predict import evaluate
 from .training import SMALL, TrainConfig, fit
 
 
@@ -89,6 +88,6 @@ def train_teacher(train_loader, val_loader, *, run_dir: Path, device: Device,
     history = fit(teacher, train_loader, val_loader, config=config.recipe(), device=device, name="teacher ",
                   loss_fn=lambda logits, labels, x: F.cross_entropy(logits, labels), run_dir=run_dir,
                   extra=dict(teacher_config=config.to_dict()))
-    val = evaluate(teacher, val_loader, device)
-    print(f"teacher: {len(history)} epochs, validation accuracy {val.accuracy:.4f}, log loss {val.log_loss:.4f}")
+    last = history[-1]  # fit validated the final weights already
+    print(f"teacher: {len(history)} epochs, validation accuracy {last['val_acc']:.4f}, log loss {last['val_loss']:.4f}")
     return teacher.eval(), history
