@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from .checkpoints import epoch_line, load_checkpoint, save_checkpoint, write_history
 from .device import Device
+from .muon import BatchedMuon
 from .predict import evaluate
 
 # The tests' profile (CATSDOGS_PROFILE=small): the same notebooks, one short epoch on the tiny demo.
@@ -98,8 +99,8 @@ def make_optimizers(model: nn.Module, config: TrainConfig) -> list[torch.optim.O
     if not hasattr(torch.optim, "Muon"):
         raise RuntimeError(f"torch {torch.__version__} has no torch.optim.Muon (it arrived in torch 2.9): "
                            "pip install -U 'torch>=2.9', or set optimizer = \"adamw\" in notebook 04's parameters.")
-    muon = torch.optim.Muon([p for n, p in model.named_parameters() if for_muon(n, p)], lr=config.muon_lr,
-                            weight_decay=config.muon_weight_decay)
+    muon = BatchedMuon([p for n, p in model.named_parameters() if for_muon(n, p)], lr=config.muon_lr,
+                       weight_decay=config.muon_weight_decay)  # torch.optim.Muon, batched by shape (catsdogs.muon)
     return [muon, adamw]
 
 

@@ -1,0 +1,59 @@
+"""``torch.optim.Muon`` with its orthogonalisation batched over matrices of the same shape.
+
+Muon turns each weight matrix's momentum into a nearby orthogonal matrix with five Newton-Schulz
+iterations. ``torch.optim.Muon`` does this one matrix at a time: for the seed model's 96 small
+matrices that is about 1,400 tiny matrix products a step, 65 ms on the 2-core CPU. The seed model
+has only four shapes of them (50x64, 128x128, 512x128, 128x512), so stacking each shape and
+running the same iterations as batched products gives the same update in 27 ms. Everything else
+(momentum, Nesterov, weight decay, the learning-rate adjustment, the state it saves) is
+``torch.optim.Muon``'s own, so checkpoints are interchangeable.
+"""
+from __future__ import annotations
+
+import torch
+from torch.optim._muon import _adjust_lr
+
+
+def newton_schulz(grads: torch.Tensor, coefficients: tuple[float, float, float], steps: int,
+                  eps: float) -> torch.Tensor:
+    """``torch.optim._muon._zeropower_via_newtonschulz`` for a stack (n, rows, cols) of matrices."""
+    a, b, c = coefficients
+    x = grads.bfloat16()
+    tall = grads.size(-2) > grads.size(-1)
+    if tall:
+        x = x.mT
+    x = x / x.norm(dim=(-2, -1), keepdim=True).clamp(min=eps)  # spectral norm at most 1
+    for _ in range(steps):
+        gram = x @ x.mT
+        x = torch.baddbmm(x, torch.baddbmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+    return x.mT if tall else x
+
+
+class BatchedMuon(torch.optim.Muon):
+    """Drop-in ``torch.optim.Muon``: the same arguments, state and updates, batched by shape."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params, grads, buffers = [], [], []
+            self._init_group(group, params, grads, buffers)
+            if not params:
+                continue
+            momentum, lr = group["momentum"], float(group["lr"])
+            torch._foreach_lerp_(buffers, grads, 1 - momentum)
+            updates = torch._foreach_lerp(grads, buffers, momentum) if group["nesterov"] else buffers
+            by_shape: dict[torch.Size, list[int]] = {}
+            for i, p in enumerate(params):
+                by_shape.setdefault(p.shape, []).append(i)
+            for shape, index in by_shape.items():
+                stacked = newton_schulz(torch.stack([updates[i] for i in index]), group["ns_coefficients"],
+                                        group["ns_steps"], group["eps"])
+                chosen = [params[i] for i in index]
+                torch._foreach_mul_(chosen, 1 - lr * group["weight_decay"])
+                torch._foreach_add_(chosen, list(stacked.to(chosen[0].dtype).unbind(0)),
+                                    alpha=-_adjust_lr(lr, group["adjust_lr_fn"], shape))
+        return loss
