@@ -2,6 +2,7 @@
 predicts), and a second source of labelled photos in cat/ and dog/ folders, as a folder or a zip."""
 from __future__ import annotations
 
+import sys
 import zipfile
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from catsdogs.model import ModelConfig, build_model
 from catsdogs.predict import (PhotoFiles, accuracy, classify_photo, evaluate_photos, labelled_photos, log_loss,
                               photo_to_classify, predict_probs)
 
+STANDINS = Path(__file__).parent / "standins"
 CPU = Device(torch.device("cpu"), "fp32")
 ORIENTATION = 0x0112
 CROP = 0.82
@@ -70,6 +72,27 @@ def test_without_my_photo_outside_colab_a_fallback_photo_is_used_and_said(tmp_pa
     assert capsys.readouterr().out.count("\n") == 1
     with pytest.raises(FileNotFoundError, match="no such file"):
         photo_to_classify(tmp_path / "missing.jpg", fallback)
+
+
+@pytest.fixture
+def colab_files(monkeypatch):
+    """The stand-in ``google.colab`` of tests/standins (as in test_colab.py), its upload widget returned."""
+    monkeypatch.syspath_prepend(str(STANDINS))
+    for name in [m for m in sys.modules if m == "google" or m.startswith("google.")]:
+        monkeypatch.delitem(sys.modules, name)
+    from google.colab import files
+
+    monkeypatch.setattr(files, "UPLOADS", {})
+    yield files
+    for name in [m for m in sys.modules if m == "google" or m.startswith("google.")]:
+        sys.modules.pop(name, None)
+
+
+def test_without_my_photo_in_colab_the_uploaded_photo_is_used(tmp_path, colab_files, isolated_data):
+    colab_files.UPLOADS["my cat.jpg"] = _jpeg(_draw_animal(np.random.default_rng(0), 0, 64))
+    photo = photo_to_classify(None, tmp_path / "1.jpg")
+    assert photo.name == "my cat.jpg" and photo.is_relative_to(isolated_data)
+    assert photo.read_bytes() == colab_files.UPLOADS["my cat.jpg"]
 
 
 def _second_source(path: Path, cats: int = 3, dogs: int = 4, top: str = "web-photos/") -> Path:
