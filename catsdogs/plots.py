@@ -9,20 +9,42 @@ import numpy as np
 from .images import CLASSES, upright
 
 
-def photo_grid(images: list, titles: list[str], *, cols: int = 6, size: float = 2.0, suptitle: str | None = None):
-    """Pictures (paths or HxWx3 arrays) in a grid with a title under each; a path is shown upright,
-    as the model sees it (its EXIF orientation applied)."""
+def photo_grid(images: list, titles: list[str], *, cols: int = 6, size: float = 2.0, suptitle: str | None = None,
+               fontsize: float = 8.0):
+    """Pictures (paths or HxWx3 arrays) in a grid with a title over each; a path is shown upright,
+    as the model sees it (its EXIF orientation applied).
+
+    Titles are wrapped to the width of a picture, and each row gets the height its longest title
+    needs, so a title never runs into its neighbour or into the row above."""
     rows = max(1, (len(images) + cols - 1) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size * 1.1), squeeze=False)
+    width = max(8, int(size * 72 / (fontsize * 0.6)))  # characters that fit across one picture
+    titles = [_wrap(t, width) for t in titles]
+    lines = [max([t.count("\n") + 1 for t in titles[r * cols:(r + 1) * cols]] or [1]) for r in range(rows)]
+    title_in = [n * fontsize * 1.3 / 72 + 0.1 for n in lines]  # inches of title above each row
+    fig = plt.figure(figsize=(cols * size, sum(size + t for t in title_in) + (0.4 if suptitle else 0)),
+                     layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False, gridspec_kw={"height_ratios": [size + t for t in title_in]})
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, title in zip(axes.flat, images, titles):
         ax.imshow(_read_upright(image) if isinstance(image, (str, Path)) else image)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=fontsize)
     if suptitle:
         fig.suptitle(suptitle)
-    fig.tight_layout()
     return fig
+
+
+def _wrap(title: str, width: int, max_lines: int = 3) -> str:
+    """A title in lines of at most ``width`` characters (its own line breaks kept), cut with "…"
+    beyond ``max_lines``: a long file name must not spill over the next picture."""
+    import textwrap
+
+    lines = [w for line in str(title).splitlines() or [""]
+             for w in (textwrap.wrap(line, width, break_long_words=True, break_on_hyphens=False) or [""])]
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = lines[-1][:width - 1] + "…"
+    return "\n".join(lines)
 
 
 def _read_upright(path: str | Path) -> np.ndarray:

@@ -6,8 +6,12 @@ checkpoint, never an optimiser.
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import sys
 import warnings
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +22,11 @@ from torchvision.transforms import v2
 from tqdm import tqdm
 
 from .checkpoints import load_checkpoint
-from .config import SHIPPED_WEIGHTS
+from .config import SHIPPED_WEIGHTS, scratch_dir
 from .data import CachedPhotos, ImageCache, default_workers, eval_loader
 from .device import Device
-from .images import UnreadableImage, image_id, list_images, no_pictures_message, read_rgb, warn_unreadable
+from .download import DatasetError, safe_extract
+from .images import CLASSES, UnreadableImage, image_id, list_images, no_pictures_message, read_rgb, warn_unreadable
 from .model import ModelConfig, build_model
 from .submission import write_submission
 
@@ -182,3 +187,113 @@ def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, 
         probs[[i for i, r in enumerate(reasons) if r]] = 0.5
         print(f"{len(bad)} unreadable file(s), named in the warning above, get P(dog) = 0.5.")
     return write_submission([image_id(f.name) for f in files], probs, out, clip=clip)
+
+
+# ---------------------------------------------------------------------------------------------
+# Photos from elsewhere: a learner's own, and a second source of labelled photos
+# ---------------------------------------------------------------------------------------------
+def classify_photo(model: nn.Module, path: Path | str, device: Device, *, flip_tta: bool = True,
+                   crop: float = 1.0) -> float:
+    """P(dog) for one photo file, seen as the submission sees a test photo: read upright (a phone
+    photo's EXIF orientation applied), resized to 224, then the same flip TTA and centre crop."""
+    loader = eval_loader(PhotoFiles([Path(path)]), batch_size=1)
+    probs, reasons = _predict(model, loader, device, flip_tta, crop, "classifying")
+    if reasons[0]:
+        raise UnreadableImage(f"{path} cannot be read as a picture: {reasons[0]}")
+    return float(probs[0])
+
+
+def photo_to_classify(my_photo: Path | str | None, fallback: Path) -> Path:
+    """The photo to classify: ``my_photo`` if given; else in Colab one uploaded now; else (locally,
+    headless, or nothing uploaded) ``fallback``, said in one line, so the cell always shows a result."""
+    if my_photo:
+        path = Path(my_photo).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"my_photo = {str(my_photo)!r}: there is no such file.")
+        return path
+    if "google.colab" in sys.modules:
+        from google.colab import files  # type: ignore
+
+        print("Upload a photo of a cat or a dog (or cancel to use a test photo):")
+        uploaded = files.upload()
+        if uploaded:
+            name, data = next(iter(uploaded.items()))
+            path = scratch_dir() / "uploads" / Path(name).name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            return path
+    print(f"my_photo = None: classifying the test photo {Path(fallback).name} instead (set my_photo to a photo's path).")
+    return Path(fallback)
+
+
+def _extracted(archive: Path) -> Path:
+    """A zip's contents, extracted once into the scratch folder (again only if the zip changes)."""
+    st = archive.stat()
+    dest = scratch_dir() / "photo-sets" / f"{archive.stem}-{st.st_size}-{st.st_mtime_ns}"
+    if dest.is_dir():
+        return dest
+    staging = dest.with_name(dest.name + ".partial")  # renamed when complete: a cut-short extraction never counts
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        safe_extract(archive, staging)
+    except (zipfile.BadZipFile, EOFError) as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise DatasetError(f"{archive} is not a readable zip ({err}).") from None
+    os.replace(staging, dest)
+    return dest
+
+
+def _class_folders(root: Path, source: Path) -> dict[str, Path]:
+    """The ``cat/`` and ``dog/`` folders (any letter case) in ``root`` or, as zips often wrap
+    everything in one folder, in the shallowest folder below it that holds both."""
+    folders = [root] + sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: (len(p.parts), str(p)))
+    for folder in folders:
+        found = {p.name.lower(): p for p in folder.iterdir() if p.is_dir() and p.name.lower() in CLASSES}
+        if len(found) == len(CLASSES):
+            return found
+    raise DatasetError(f"{source} has no cat/ and dog/ folders: put the photos of cats in cat/ and those of dogs "
+                       "in dog/ (e.g. cat/1.jpg, dog/1.jpg), at the top of the folder or zip.")
+
+
+def labelled_photos(source: Path | str) -> tuple[list[Path], np.ndarray]:
+    """The photos of a folder or zip sorted into ``cat/`` and ``dog/``, and their labels (0 cat, 1 dog).
+    A zip is extracted once into the scratch folder and read from there."""
+    source = Path(source).expanduser()
+    if not source.exists():
+        raise FileNotFoundError(f"{source} does not exist: pass a folder or a zip holding cat/ and dog/.")
+    folders = _class_folders(_extracted(source) if source.is_file() else source, source)
+    files, labels = [], []
+    for label, name in enumerate(CLASSES):
+        found = list_images(folders[name])
+        files += found
+        labels += [label] * len(found)
+    if not files:
+        raise DatasetError(f"{source}: its cat/ and dog/ folders hold no pictures.")
+    return files, np.array(labels, dtype=np.int64)
+
+
+@dataclass
+class PhotoSetEvaluation(Evaluation):
+    """An :class:`Evaluation` of photo files: which ones (unreadable files left out), and the set's name."""
+
+    files: list[Path] = field(default_factory=list)
+    name: str = ""
+
+
+def evaluate_photos(model: nn.Module, source: Path | str, device: Device, *, flip_tta: bool = True,
+                    crop: float = 1.0, batch_size: int = 64) -> PhotoSetEvaluation:
+    """Accuracy and log loss on labelled photos from another source than Kaggle's (a folder or zip
+    with ``cat/`` and ``dog/``), each seen as :func:`classify_photo` sees it. Photos from another
+    website show how far the model's skill carries beyond the competition's own photos.
+    Unreadable files are named in a warning and left out."""
+    source = Path(source).expanduser()
+    files, labels = labelled_photos(source)
+    probs, reasons = _predict(model, eval_loader(PhotoFiles(files), batch_size=batch_size), device, flip_tta, crop,
+                              "evaluating")
+    keep = np.array([not reason for reason in reasons], dtype=bool)
+    warn_unreadable({str(f): r for f, r, k in zip(files, reasons, keep) if not k}, f"in {source} (not used)")
+    if not keep.any():
+        raise DatasetError(f"None of the {len(files)} pictures in {source} could be read.")
+    files, probs, labels = [f for f, k in zip(files, keep) if k], probs[keep], labels[keep]
+    name = source.stem if source.is_file() else source.name
+    return PhotoSetEvaluation(probs, labels, accuracy(labels, probs), log_loss(labels, probs), files, name)
