@@ -91,6 +91,25 @@ def training_curves(histories: dict[str, list[dict]]):
     return fig
 
 
+def time_to_accuracy(histories: dict[str, list[dict]], start_minutes: dict[str, float] | None = None):
+    """Validation accuracy against wall-clock minutes, one line per run: what a recipe buys per minute
+    of this machine. ``start_minutes`` shifts a run by work it needed first (the teacher's training)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for k, (name, history) in enumerate(histories.items()):
+        if not history:
+            continue
+        start = (start_minutes or {}).get(name, 0.0)
+        minutes = start + np.cumsum([h["epoch_s"] for h in history]) / 60
+        label = f"{name} (after {start:.0f} min of teacher)" if start else name
+        ax.plot(minutes, [h["val_acc"] for h in history], "o-", ms=3, color=f"C{k}", label=label)
+    ax.set(xlabel="wall-clock minutes", ylabel="validation accuracy", title="accuracy against time")
+    ax.set_xlim(left=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def test_time_options(table, matched: float | None = None):
     """Validation accuracy and log loss against the centre crop kept, with and without flip TTA.
 
