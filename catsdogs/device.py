@@ -26,9 +26,17 @@ def pick_precision(device: torch.device, requested: str = "auto") -> str:
             raise ValueError(f"precision must be auto, bf16, fp16 or fp32, not {requested!r}")
         return requested
     if device.type == "cuda":
-        return "bf16" if torch.cuda.get_device_capability(device) >= (8, 0) else "fp16"
-    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return "bf16" if native else "fp32"
+        return "bf16" if native_bf16(device) else "fp16"
+    return "bf16" if native_bf16(device) else "fp32"
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 matrix products run in hardware here: a GPU of compute capability 8.0 or more, or a
+    CPU with AVX512-BF16 or AMX. Elsewhere (a T4, an AVX2 laptop or Colab CPU) bf16 is emulated, and an
+    emulated bf16 product is many times slower than the same product in fp32."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device) >= (8, 0)
+    return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
 @dataclass(frozen=True)

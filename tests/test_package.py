@@ -14,7 +14,7 @@ import torch
 
 import catsdogs
 from catsdogs.data import CachedPhotos, build_cache, labelled_cache, train_transform
-from catsdogs.device import Device, pick_precision
+from catsdogs.device import Device, native_bf16, pick_precision
 from catsdogs.download import extract_competition, prepare_dataset
 from catsdogs.model import ModelConfig, build_model, count_parameters, effective_attention, mimetic_init_
 from catsdogs.predict import log_loss
@@ -277,6 +277,16 @@ def test_gpu_precision_follows_the_compute_capability(monkeypatch, gpu, expected
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     assert pick_precision(torch.device("cuda")) == expected
     assert pick_precision(torch.device("cuda"), "fp32") == "fp32"
+    assert native_bf16(torch.device("cuda")) == (expected == "bf16")  # Muon's iterations: fp32 on a T4
+
+
+def test_cpu_precision_follows_the_cpus_bf16_units(monkeypatch):
+    """An AVX2 CPU (most laptops, Colab's CPU machines) emulates bf16: it trains in fp32."""
+    for avx512_bf16, amx, expected in ((False, False, "fp32"), (True, False, "bf16"), (False, True, "bf16")):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda value=avx512_bf16: value)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda value=amx: value)
+        assert pick_precision(torch.device("cpu")) == expected
+        assert native_bf16(torch.device("cpu")) == (expected == "bf16")
 
 
 def test_inference_imports_no_training_code():

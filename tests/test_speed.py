@@ -1,9 +1,12 @@
-"""The two speed-ups of the training step compute exactly what they replace."""
+"""The speed-ups of the training step compute what they replace: bit for bit, or (Muon's iterations in
+fp32 where bf16 is emulated) more precisely."""
+import pytest
 import torch
 from linformer.linformer import LinformerSelfAttention
 
+import catsdogs.muon
 from catsdogs.model import ScaledQueriesAttention, build_model, mimetic_init_
-from catsdogs.muon import BatchedMuon
+from catsdogs.muon import BatchedMuon, newton_schulz
 
 
 def test_scaled_queries_attention_equals_linformers_bit_for_bit():
@@ -29,6 +32,24 @@ def test_the_seed_model_uses_it_with_the_libraries_parameter_names():
     assert "transformer.net.layers.0.0.fn.proj_k" in model.state_dict()
 
 
+def _seed_matrices():
+    torch.manual_seed(0)
+    model = mimetic_init_(build_model())
+    return [p for n, p in model.named_parameters() if p.ndim == 2 and n.startswith("transformer.")]
+
+
+def _three_steps(optimizer_class, matrices, **options):
+    """The matrices after three Muon steps on the same seeded random gradients."""
+    params = [p.detach().clone().requires_grad_() for p in matrices]
+    optimizer = optimizer_class(params, lr=0.006, weight_decay=0.008, **options)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=generator)
+        optimizer.step()
+    return params, optimizer
+
+
 def test_batched_muon_takes_the_same_steps_as_torch_muon():
     torch.manual_seed(0)
     model = mimetic_init_(build_model())
@@ -37,7 +58,7 @@ def test_batched_muon_takes_the_same_steps_as_torch_muon():
     plain = [p.detach().clone().requires_grad_() for p in matrices]
     batched = [p.detach().clone().requires_grad_() for p in matrices]
     reference = torch.optim.Muon(plain, lr=0.006, weight_decay=0.008)
-    ours = BatchedMuon(batched, lr=0.006, weight_decay=0.008)
+    ours = BatchedMuon(batched, lr=0.006, weight_decay=0.008, dtype=torch.bfloat16)  # torch's precision
     for _ in range(3):
         for a, b in zip(plain, batched):
             a.grad = torch.randn_like(a)
@@ -50,3 +71,25 @@ def test_batched_muon_takes_the_same_steps_as_torch_muon():
     assert state_ref["param_groups"] == state_ours["param_groups"]
     assert all(torch.equal(state_ref["state"][i]["momentum_buffer"], state_ours["state"][i]["momentum_buffer"])
                for i in state_ref["state"])
+
+
+def test_batched_muon_iterates_in_bf16_only_where_the_hardware_has_it(monkeypatch):
+    """Emulated bf16 made Muon 2.3 s of a 4.2 s step on an AVX2 CPU: without native bf16 it runs in fp32."""
+    matrices = _seed_matrices()
+    forced = {dtype: _three_steps(BatchedMuon, matrices, dtype=dtype)[0] for dtype in (torch.bfloat16, torch.float32)}
+    assert any(not torch.equal(a, b) for a, b in zip(forced[torch.bfloat16], forced[torch.float32]))
+    for native, dtype in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(catsdogs.muon, "native_bf16", lambda device, native=native: native)
+        chosen, _ = _three_steps(BatchedMuon, matrices)
+        assert all(torch.equal(a, b) for a, b in zip(chosen, forced[dtype]))
+
+
+def test_newton_schulz_in_fp32_is_closer_to_exact_than_in_bf16():
+    """The fp32 iterations are no approximation of torch's bf16 ones: they are nearer the float64 result."""
+    torch.manual_seed(0)
+    grads = torch.randn(6, 128, 512)
+    coefficients = torch.optim.Muon([torch.zeros(2, 2, requires_grad=True)]).defaults["ns_coefficients"]
+    exact = newton_schulz(grads.double(), coefficients, 5, 1e-7, torch.float64)
+    error = {dtype: (newton_schulz(grads, coefficients, 5, 1e-7, dtype).double() - exact).abs().max().item()
+             for dtype in (torch.bfloat16, torch.float32)}
+    assert error[torch.float32] < 1e-4 < error[torch.bfloat16]
