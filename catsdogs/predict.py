@@ -80,12 +80,13 @@ def _predict(model: nn.Module, loader: DataLoader, device: Device, flip_tta: boo
     model.eval()
     probs, seconds = [], []
     for images, second in tqdm(loader, desc=desc, unit="batch", leave=False):
-        x = device.input(centre_crop(images, crop))
-        with device.autocast():
-            p = model(x).float().softmax(dim=1)[:, 1]
-            if flip_tta:
-                p = (p + model(x.flip(3)).float().softmax(dim=1)[:, 1]) / 2
-        probs.append(p)
+        for part in images.split(device.batch_limit or len(images)):  # pieces a CPU's caches hold
+            x = device.input(centre_crop(part, crop))
+            with device.autocast():
+                p = model(x).float().softmax(dim=1)[:, 1]
+                if flip_tta:
+                    p = (p + model(x.flip(3)).float().softmax(dim=1)[:, 1]) / 2
+            probs.append(p)
         seconds += second.tolist() if torch.is_tensor(second) else list(second)
     if not probs:
         return np.zeros(0), np.zeros(0, dtype=np.int64)

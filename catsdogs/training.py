@@ -130,18 +130,25 @@ def train_epoch(model: nn.Module, loader, *, optimizers: list, schedulers: list,
     """One pass over the training photos: forward in mixed precision, loss, backward, step.
 
     ``loss_fn(logits, labels, x)`` sees the model's input too, so a teacher can answer for the very
-    same crops. Returns the epoch's mean loss, accuracy and training images per second.
+    same crops. Where the device takes fewer photos at once than a batch (``device.batch_limit``: a
+    CPU in fp32), the batch goes through in pieces whose gradients add up to the whole batch's.
+    Returns the epoch's mean loss, accuracy and training images per second.
     """
     model.train()
     started = time.time()
     loss_sum, correct, seen = torch.zeros((), device=device.device), torch.zeros((), device=device.device), 0
     for images, labels in tqdm(loader, desc=desc, unit="batch", mininterval=2, leave=False):
-        x, y = device.input(images), labels.to(device.device, non_blocking=True)
-        with device.autocast():
-            logits = model(x).float()
-        loss = loss_fn(logits, y, x)
         model.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        piece = device.batch_limit or len(labels)
+        for part, part_labels in zip(images.split(piece), labels.split(piece)):
+            x, y = device.input(part), part_labels.to(device.device, non_blocking=True)
+            with device.autocast():
+                logits = model(x).float()
+            loss = loss_fn(logits, y, x)
+            scaler.scale(loss * len(y) / len(labels)).backward()  # the batch's mean loss, one piece at a time
+            loss_sum += loss.detach() * len(y)  # detach: keep the number, not the autograd graph
+            correct += (logits.argmax(dim=1) == y).sum()
+            seen += len(y)
         if grad_clip:
             for optimizer in optimizers:
                 scaler.unscale_(optimizer)
@@ -151,9 +158,6 @@ def train_epoch(model: nn.Module, loader, *, optimizers: list, schedulers: list,
         scaler.update()
         for scheduler in schedulers:
             scheduler.step()
-        loss_sum += loss.detach() * len(y)  # detach: keep the number, not the autograd graph
-        correct += (logits.argmax(dim=1) == y).sum()
-        seen += len(y)
     return dict(loss=(loss_sum / max(seen, 1)).item(), acc=(correct / max(seen, 1)).item(),
                 train_img_s=seen / (time.time() - started))
 

@@ -3,10 +3,13 @@ fp32 where bf16 is emulated) more precisely."""
 import pytest
 import torch
 from linformer.linformer import LinformerSelfAttention
+from torch.utils.data import DataLoader, TensorDataset
 
 import catsdogs.muon
+from catsdogs.device import Device
 from catsdogs.model import ScaledQueriesAttention, build_model, mimetic_init_
 from catsdogs.muon import BatchedMuon, newton_schulz
+from catsdogs.training import TrainConfig, make_optimizers, make_schedulers, train_epoch
 
 
 def test_scaled_queries_attention_equals_linformers_bit_for_bit():
@@ -93,3 +96,31 @@ def test_newton_schulz_in_fp32_is_closer_to_exact_than_in_bf16():
     error = {dtype: (newton_schulz(grads, coefficients, 5, 1e-7, dtype).double() - exact).abs().max().item()
              for dtype in (torch.bfloat16, torch.float32)}
     assert error[torch.float32] < 1e-4 < error[torch.bfloat16]
+
+
+class _WholeBatches(Device):
+    batch_limit = 0  # the model takes every batch at once, as on a GPU
+
+
+def test_training_in_pieces_takes_the_whole_batchs_step():
+    """A CPU in fp32 trains a batch of 128 as two pieces of 64 (faster there): the same step, to rounding."""
+    torch.manual_seed(0)
+    images, labels = torch.randint(0, 256, (128, 3, 224, 224), dtype=torch.uint8), torch.randint(0, 2, (128,))
+    loader = DataLoader(TensorDataset(images, labels), batch_size=128)
+    pieces = Device(torch.device("cpu"), "fp32")
+    assert pieces.batch_limit == 64 and _WholeBatches(torch.device("cpu"), "fp32").batch_limit == 0
+    config = TrainConfig(optimizer="adamw", epochs=1, warmup_epochs=0.0)
+    results = []
+    for device in (pieces, _WholeBatches(torch.device("cpu"), "fp32")):
+        torch.manual_seed(1)
+        model = mimetic_init_(build_model())
+        optimizers = make_optimizers(model, config)
+        row = train_epoch(model, loader, optimizers=optimizers, schedulers=make_schedulers(optimizers, config, 1),
+                          scaler=device.grad_scaler(), device=device,
+                          loss_fn=lambda logits, y, x: torch.nn.functional.cross_entropy(logits, y))
+        results.append((row, [p.grad.clone() for p in model.parameters()]))  # the step's gradient stays in .grad
+    (row_a, grads_a), (row_b, grads_b) = results
+    assert row_a["loss"] == pytest.approx(row_b["loss"], rel=1e-5) and row_a["acc"] == row_b["acc"]
+    for a, b in zip(grads_a, grads_b):
+        torch.testing.assert_close(a, b, atol=1e-7, rtol=1e-3)
+    assert sum(g.abs().sum() for g in grads_a) > 0
