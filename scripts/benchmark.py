@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     from catsdogs.checkpoints import load_checkpoint
     from catsdogs.config import kaggle_workspace
     from catsdogs.data import load_or_make_split
-    from catsdogs.device import Device
+    from catsdogs.device import Device, native_bf16
     from catsdogs.run import NotebookFailed, run_notebooks
     from catsdogs.teacher import TeacherConfig
     from catsdogs.training import TrainConfig
@@ -261,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         "blog_peak_rss_mb": round(blog["peak_rss_mb"]), "parameters": parameters,
         "archive": str(archive), "demo": demo, "quick": args.quick, "prepared_earlier": prepared_earlier,
         "machine": {"cpu": cpu_model(), "cores": cores, "torch": torch.__version__,
+                    "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # AVX2, AVX512...
+                    "native_bf16": native_bf16(torch.device("cpu")),  # bf16 units: the figures differ widely
                     "torch_threads": torch.get_num_threads(), "load_avg_start": load_start, "load_avg_end": load_end,
                     "busy": max(load_start, load_end) > cores / 2},
         "total_s": round(time.perf_counter() - started, 1),
@@ -277,7 +279,8 @@ def report(r: dict) -> None:
     print("\n" + "=" * 90)
     if r["demo"]:
         print("DEMO ARCHIVE (synthetic pictures): these figures say little about the real photos.")
-    print(f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads); load average "
+    print(f"machine: {m['cpu']}, {m['cores']} cores, {m['cpu_capability']}, "
+          f"{'with' if m['native_bf16'] else 'no'} bf16 units, torch {m['torch']} ({m['torch_threads']} threads); load average "
           f"{m['load_avg_start']} at start, {m['load_avg_end']} at end"
           + ("  BUSY: the figures are noisy" if m["busy"] else ""))
     print(f"blog loop (PIL each epoch, fp32, batch 64, loss detached): {r['blog_img_s']:.1f} img/s over {n['blog_timed']:,} photos")
