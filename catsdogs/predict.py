@@ -73,24 +73,32 @@ def centre_crop(images: torch.Tensor, fraction: float) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def _predict(model: nn.Module, loader: DataLoader, device: Device, flip_tta: bool, crop: float,
-             desc: str) -> tuple[np.ndarray, np.ndarray]:
-    """P(dog) for every photo of ``loader``, and the second item of its batches (labels, or the
-    reasons photos could not be read) gathered alongside."""
+def _predict_views(model: nn.Module, loader: DataLoader, device: Device, mirror: bool, crop: float,
+                   desc: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """P(dog) for every photo of ``loader``; with ``mirror`` also for its mirror image (else None); and
+    the second item of its batches (labels, or the reasons photos could not be read) gathered alongside."""
     model.eval()
-    probs, seconds = [], []
+    plain, mirrored, seconds = [], [], []
     for images, second in tqdm(loader, desc=desc, unit="batch", leave=False):
         for part in images.split(device.batch_limit or len(images)):  # pieces a CPU's caches hold
             x = device.input(centre_crop(part, crop))
             with device.autocast():
-                p = model(x).float().softmax(dim=1)[:, 1]
-                if flip_tta:
-                    p = (p + model(x.flip(3)).float().softmax(dim=1)[:, 1]) / 2
-            probs.append(p)
+                plain.append(model(x).float().softmax(dim=1)[:, 1])
+                if mirror:
+                    mirrored.append(model(x.flip(3)).float().softmax(dim=1)[:, 1])
         seconds += second.tolist() if torch.is_tensor(second) else list(second)
-    if not probs:
-        return np.zeros(0), np.zeros(0, dtype=np.int64)
-    return torch.cat(probs).cpu().double().numpy(), np.asarray(seconds)
+    if not plain:
+        return np.zeros(0), (np.zeros(0) if mirror else None), np.zeros(0, dtype=np.int64)
+    as_array = lambda probs: torch.cat(probs).cpu().double().numpy()  # noqa: E731
+    return as_array(plain), (as_array(mirrored) if mirror else None), np.asarray(seconds)
+
+
+def _predict(model: nn.Module, loader: DataLoader, device: Device, flip_tta: bool, crop: float,
+             desc: str) -> tuple[np.ndarray, np.ndarray]:
+    """P(dog) for every photo of ``loader`` (with ``flip_tta`` the mean over the photo and its mirror
+    image), and the second item of its batches gathered alongside."""
+    plain, mirrored, seconds = _predict_views(model, loader, device, flip_tta, crop, desc)
+    return (plain if mirrored is None else (plain + mirrored) / 2), seconds
 
 
 def predict_probs(model: nn.Module, loader: DataLoader, device: Device, *, flip_tta: bool = False,
@@ -118,6 +126,20 @@ def evaluate(model: nn.Module, loader: DataLoader, device: Device, *, flip_tta: 
     """Accuracy and log loss (the competition's metric) of ``model`` on a labelled loader."""
     probs, labels = _predict(model, loader, device, flip_tta, crop, "evaluating")
     return Evaluation(probs, labels, accuracy(labels, probs), log_loss(labels, probs))
+
+
+def evaluate_options(model: nn.Module, loader: DataLoader, device: Device, *,
+                     crops: list[float]) -> dict[tuple[bool, float], Evaluation]:
+    """:func:`evaluate` for every test-time option (flip TTA off and on, each centre crop), keyed
+    ``(flip_tta, crop)``. Flip TTA's unmirrored half is the plain prediction, so each crop takes one
+    pass with two forward passes a photo, not three."""
+    plain, mirrored = {}, {}
+    for crop in crops:
+        without, mirror, labels = _predict_views(model, loader, device, True, crop, f"evaluating crop {crop}")
+        plain[(False, crop)] = Evaluation(without, labels, accuracy(labels, without), log_loss(labels, without))
+        both = (without + mirror) / 2
+        mirrored[(True, crop)] = Evaluation(both, labels, accuracy(labels, both), log_loss(labels, both))
+    return {**plain, **mirrored}
 
 
 def load_model(checkpoint: Path | None = None, device: Device | None = None) -> tuple[nn.Module, dict]:

@@ -1,5 +1,6 @@
 """The speed-ups of the training step compute what they replace: bit for bit, or (Muon's iterations in
 fp32 where bf16 is emulated) more precisely."""
+import numpy as np
 import pytest
 import torch
 from linformer.linformer import LinformerSelfAttention
@@ -9,6 +10,7 @@ import catsdogs.muon
 from catsdogs.device import Device
 from catsdogs.model import ScaledQueriesAttention, build_model, mimetic_init_
 from catsdogs.muon import BatchedMuon, newton_schulz
+from catsdogs.predict import evaluate, evaluate_options
 from catsdogs.training import TrainConfig, make_optimizers, make_schedulers, train_epoch
 
 
@@ -124,3 +126,18 @@ def test_training_in_pieces_takes_the_whole_batchs_step():
     for a, b in zip(grads_a, grads_b):
         torch.testing.assert_close(a, b, atol=1e-7, rtol=1e-3)
     assert sum(g.abs().sum() for g in grads_a) > 0
+
+
+def test_evaluate_options_scores_every_option_as_evaluate_does():
+    """Notebook 05's comparison takes two forward passes a photo and crop instead of three: same scores."""
+    torch.manual_seed(0)
+    model = mimetic_init_(build_model())
+    photos = TensorDataset(torch.randint(0, 256, (20, 3, 224, 224), dtype=torch.uint8), torch.randint(0, 2, (20,)))
+    loader, device = DataLoader(photos, batch_size=8), Device(torch.device("cpu"), "fp32")
+    options = evaluate_options(model, loader, device, crops=[1.0, 0.82])
+    assert list(options) == [(False, 1.0), (False, 0.82), (True, 1.0), (True, 0.82)]
+    for (flip_tta, crop), got in options.items():
+        expected = evaluate(model, loader, device, flip_tta=flip_tta, crop=crop)
+        np.testing.assert_allclose(got.probs, expected.probs, rtol=0, atol=1e-12)
+        assert got.labels.tolist() == expected.labels.tolist() and got.log_loss == pytest.approx(expected.log_loss)
+    assert not np.allclose(options[(False, 1.0)].probs, options[(True, 1.0)].probs)  # the mirror image counts
