@@ -25,14 +25,14 @@ def pick_precision(device: torch.device, requested: str = "auto") -> str:
         if requested not in PRECISIONS:
             raise ValueError(f"precision must be auto, bf16, fp16 or fp32, not {requested!r}")
         return requested
-    if device.type == "cuda":
-        return "bf16" if native_bf16(device) else "fp16"
-    return "bf16" if native_bf16(device) else "fp32"
+    if native_bf16(device):
+        return "bf16"
+    return "fp16" if device.type == "cuda" else "fp32"
 
 
 def native_bf16(device: torch.device) -> bool:
     """Whether bf16 matrix products run in hardware here: a GPU of compute capability 8.0 or more, or a
-    CPU with AVX512-BF16 or AMX. Elsewhere (a T4, an AVX2 laptop or Colab CPU) bf16 is emulated, and an
+    CPU with AVX512-BF16 or AMX. Elsewhere (a T4, or a CPU with AVX2 only, as most laptops) bf16 is emulated, and an
     emulated bf16 product is many times slower than the same product in fp32."""
     if device.type == "cuda":
         return torch.cuda.get_device_capability(device) >= (8, 0)

@@ -6,7 +6,7 @@ matrices that is about 1,400 tiny matrix products a step, 65 ms on the 2-core CP
 has only four shapes of them (50x64, 128x128, 512x128, 128x512), so stacking each shape and
 running the same iterations as batched products gives the same update in 27 ms. The iterations run
 in bf16, as ``torch.optim.Muon``'s do, where the hardware has bf16 units; elsewhere in fp32, because
-emulated bf16 made the optimiser 2.3 s of a 4.2 s step on an AVX2 CPU (0.2 s in fp32). Everything else
+emulated bf16 made the optimiser 2.6 s of a 4.2 s step on an AVX2 CPU (0.07 s in fp32). Everything else
 (momentum, Nesterov, weight decay, the learning-rate adjustment, the state it saves) is
 ``torch.optim.Muon``'s own, so checkpoints are interchangeable.
 """
