@@ -120,12 +120,17 @@ class Evaluation:
     accuracy: float
     log_loss: float
 
+    @classmethod
+    def of(cls, probs: np.ndarray, labels: np.ndarray) -> "Evaluation":
+        """The probabilities scored against the labels: accuracy and log loss, defined once above."""
+        return cls(probs, labels, accuracy(labels, probs), log_loss(labels, probs))
+
 
 def evaluate(model: nn.Module, loader: DataLoader, device: Device, *, flip_tta: bool = False,
              crop: float = 1.0) -> Evaluation:
     """Accuracy and log loss (the competition's metric) of ``model`` on a labelled loader."""
     probs, labels = _predict(model, loader, device, flip_tta, crop, "evaluating")
-    return Evaluation(probs, labels, accuracy(labels, probs), log_loss(labels, probs))
+    return Evaluation.of(probs, labels)
 
 
 def evaluate_options(model: nn.Module, loader: DataLoader, device: Device, *,
@@ -136,9 +141,8 @@ def evaluate_options(model: nn.Module, loader: DataLoader, device: Device, *,
     plain, mirrored = {}, {}
     for crop in crops:
         without, mirror, labels = _predict_views(model, loader, device, True, crop, f"evaluating crop {crop}")
-        plain[(False, crop)] = Evaluation(without, labels, accuracy(labels, without), log_loss(labels, without))
-        both = (without + mirror) / 2
-        mirrored[(True, crop)] = Evaluation(both, labels, accuracy(labels, both), log_loss(labels, both))
+        plain[(False, crop)] = Evaluation.of(without, labels)
+        mirrored[(True, crop)] = Evaluation.of((without + mirror) / 2, labels)
     return {**plain, **mirrored}
 
 
