@@ -121,9 +121,10 @@ class Evaluation:
     log_loss: float
 
     @classmethod
-    def of(cls, probs: np.ndarray, labels: np.ndarray) -> "Evaluation":
-        """The probabilities scored against the labels: accuracy and log loss, defined once above."""
-        return cls(probs, labels, accuracy(labels, probs), log_loss(labels, probs))
+    def of(cls, probs: np.ndarray, labels: np.ndarray, **extra) -> "Evaluation":
+        """The probabilities scored against the labels: accuracy and log loss, defined once above
+        (``extra``: a subclass's own fields)."""
+        return cls(probs, labels, accuracy(labels, probs), log_loss(labels, probs), **extra)
 
 
 def evaluate(model: nn.Module, loader: DataLoader, device: Device, *, flip_tta: bool = False,
@@ -323,4 +324,4 @@ def evaluate_photos(model: nn.Module, source: Path | str, device: Device, *, fli
         raise DatasetError(f"None of the {len(files)} pictures in {source} could be read.")
     files, probs, labels = [f for f, k in zip(files, keep) if k], probs[keep], labels[keep]
     name = source.stem if source.is_file() else source.name
-    return PhotoSetEvaluation(probs, labels, accuracy(labels, probs), log_loss(labels, probs), files, name)
+    return PhotoSetEvaluation.of(probs, labels, files=files, name=name)
