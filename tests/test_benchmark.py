@@ -44,6 +44,13 @@ def test_blog_loop_keeps_no_graph_unless_asked(tmp_path):
     assert leaky["epoch_loss"].grad_fn is not None  # the blog's verbatim accumulation keeps it
 
 
+def test_busy_means_load_from_other_work():
+    bench = load_script()
+    assert not bench.machine_busy(0.49, 1.89, cores=2, threads=2)  # our own two threads alone
+    assert bench.machine_busy(0.49, 4.2, cores=2, threads=2)  # two more threads of someone else's
+    assert bench.machine_busy(1.5, 1.9, cores=2, threads=2)  # something ran before we started
+
+
 def test_quick_run_on_a_tiny_demo_archive(tmp_path):
     archive = make_demo_archive(tmp_path / "archive" / "dogs-vs-cats-redux-kernels-edition.zip",
                                 per_class=40, n_test=12, size=64)  # notebook 05 shows 12 test photos
