@@ -51,6 +51,34 @@ def test_readme_set_up_commands_come_within_the_first_5000_characters(command):
         f"{COMMANDS_WITHIN:,}: put the set-up commands nearer the top")
 
 
+def stored_options_table(notebook: Path) -> dict[tuple[str, str], tuple[str, str]]:
+    """Notebook 05's stored table of test-time options: (flip TTA, crop) -> (accuracy, log loss)."""
+    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
+        for output in cell.get("outputs", []):
+            html = "".join(output.get("data", {}).get("text/html", ""))
+            if "flip TTA" in html:
+                rows = [re.sub(r"<[^>]+>", " ", row).split() for row in re.findall(r"<tr>(.*?)</tr>", html, re.S)]
+                return {(r[0], r[1]): (r[2], r[3]) for r in rows if len(r) == 4}
+    return {}
+
+
+def test_readme_results_are_notebook_05s_stored_figures():
+    """The README's headline figures for the shipped weights are the ones notebook 05's stored run
+    measured: with flip TTA and the chosen crop, and on whole photos with no test-time help."""
+    table = stored_options_table(REPO / "notebooks" / "05_submission.ipynb")
+    assert table, "notebooks/05_submission.ipynb keeps no table of test-time options in its outputs"
+    text = README.read_text(encoding="utf-8")
+    chosen = re.search(r"\| \*\*default recipe\*\*.*?\| \*\*(0\.\d{4})\*\* \| \*\*(0\.\d{4})\*\* \|", text)
+    whole = re.search(r"\| the same shipped weights on whole photos.*?\| (0\.\d{4}) \| (0\.\d{4}) \|", text)
+    assert chosen and whole, "README.md: the results table lost its default-recipe rows"
+    crop = re.search(r"flip TTA and the (0\.\d+) centre crop", chosen.group(0))
+    assert crop, "README.md: the default recipe's row names no centre crop"
+    assert table[("yes", f"{float(crop.group(1)):.2f}")] == chosen.groups(), (
+        "README.md's default-recipe figures differ from notebook 05's stored outputs")
+    assert table[("no", "1.00")] == whole.groups(), (
+        "README.md's whole-photo figures differ from notebook 05's stored outputs")
+
+
 # ---------------------------------------------------------------------------------------------
 # No dead links
 
