@@ -15,9 +15,9 @@
    ``TrainConfig``) + the rest of notebook 04. When ``limit_train`` cut the photos, an epoch's
    training part is scaled to the whole training split; its validation part (every photo) is not.
 
-Every figure is a wall-clock rate: noisy on a busy machine (flagged ``busy``: other work on the CPU,
-see ``machine_busy``). bf16 against fp32 accuracy was measured earlier (the old ``--precision-check``): see the
-README. Without ``--archive``: the zip in ``data/``, else a generated DEMO archive (synthetic: the
+Every figure is a wall-clock rate: noisy on a busy machine (flagged ``busy``: other work on the
+CPU, see ``machine_busy``). bf16 against fp32 accuracy was measured earlier (the old
+``--precision-check``): see the README. Without ``--archive``: the zip in ``data/``, else a generated DEMO archive (synthetic: the
 figures say little). Work files go to ``--bench-dir`` (default ``data/bench``), never ``data/kaggle``;
 its checkpoints are deleted first so notebook 04 never resumes. The last line printed is the JSON.
 
