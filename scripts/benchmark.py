@@ -17,9 +17,10 @@
 
 Every figure is a wall-clock rate: noisy on a busy machine (flagged ``busy``: other work on the
 CPU, see ``machine_busy``). bf16 against fp32 accuracy was measured earlier (the old
-``--precision-check``): see the README. Without ``--archive``: the zip in ``data/``, else a generated DEMO archive (synthetic: the
-figures say little). Work files go to ``--bench-dir`` (default ``data/bench``), never ``data/kaggle``;
-its checkpoints are deleted first so notebook 04 never resumes. The last line printed is the JSON.
+``--precision-check``): see the README. Without ``--archive``: the zip in ``data/``, else a
+generated DEMO archive (synthetic: the figures say little). Work files go to ``--bench-dir``
+(default ``data/bench``), never ``data/kaggle``; its checkpoints are deleted first so notebook 04
+never resumes. The last line printed is the JSON.
 
     python scripts/benchmark.py --quick --archive PATH/dogs-vs-cats-redux-kernels-edition.zip
 """
