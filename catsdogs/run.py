@@ -282,7 +282,7 @@ def run_notebooks(only: list[str] | None = None, out_dir: Path | None = None, *,
             print(f"  full traceback: {result.executed}", file=out, flush=True)
             break
         print(f"  ✓ {path.name} ok in {format_seconds(result.seconds)}", file=out, flush=True)
-    print_summary(results, out_dir, out=out)
+    print_summary(results, out_dir, out=out, recipe=parameters.get("recipe", "modern"))
     if any(r.status == "failed" for r in results):
         raise NotebookFailed(results)
     return results
@@ -308,19 +308,22 @@ class RunOutputs:
     history: Path
 
 
-def run_outputs() -> RunOutputs:
-    """The one place that knows where the notebooks put their results (the summary reads it).
-    Imported here, not at module level, because the command sets CATSDOGS_* first."""
+def run_outputs(recipe: str = "modern") -> RunOutputs:
+    """The one place that knows where the notebooks put their results (the summary reads it): notebook
+    04's run folder is named by its ``recipe`` parameter. Imported here, not at module level, because
+    the command sets CATSDOGS_* first."""
     import catsdogs
 
     ws = catsdogs.workspace()
-    run_dir = ws.run_dir("modern")
+    run_dir = ws.run_dir(recipe)
     return RunOutputs(data_label=ws.label, submission=ws.submission, checkpoints=run_dir,
                       history=run_dir / "history.json")
 
 
-def print_summary(results: list[NotebookResult], out_dir: Path, *, out: TextIO | None = None) -> None:
-    """Each notebook's status and time; the model's validation scores; where the results are."""
+def print_summary(results: list[NotebookResult], out_dir: Path, *, out: TextIO | None = None,
+                  recipe: str = "modern") -> None:
+    """Each notebook's status and time; the validation scores of the ``recipe`` notebook 04 trained;
+    where the results are."""
     out = out if out is not None else sys.stdout
     lines = ["", "Summary"]
     width = max((len(r.name) for r in results), default=0)
@@ -330,7 +333,7 @@ def print_summary(results: list[NotebookResult], out_dir: Path, *, out: TextIO |
     try:
         from .checkpoints import read_history
 
-        where = run_outputs()
+        where = run_outputs(recipe)
         rows = [row for row in read_history(where.history) if isinstance(row.get("val_loss"), (int, float))]
     except Exception as err:  # noqa: BLE001 - a summary must not hide the run's own result
         lines.append(f"  (results not located: {err})")

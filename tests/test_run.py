@@ -148,6 +148,21 @@ def test_the_summary_says_plainly_when_nothing_was_trained(tmp_path):
     assert any(line.startswith("  submission:") and line.endswith("(not written)") for line in lines)
 
 
+def test_the_summary_reports_the_recipe_that_notebook_04_trained(tmp_path):
+    """`-p recipe=long` (or `--recipe blog`) trains into checkpoints/<recipe>-<profile>: the summary
+    reads that run, not the default recipe's."""
+    ws = workspace()
+    for recipe, val_loss in (("modern", 0.5), ("long", 0.3)):
+        run_dir = ws.checkpoint_dir / f"{recipe}-small"
+        run_dir.mkdir(parents=True)
+        (run_dir / "history.json").write_text(json.dumps([{"epoch": 1, "val_acc": 0.9, "val_loss": val_loss}]))
+    screen = io.StringIO()
+    print_summary([NotebookResult("04_train.ipynb", "ok", 3.0, tmp_path / "04_train.ipynb")], tmp_path, out=screen,
+                  recipe="long")
+    text = screen.getvalue()
+    assert "accuracy 0.9000, log loss 0.3000" in text and f"  checkpoints:  {ws.checkpoint_dir / 'long-small'}\n" in text
+
+
 def test_a_damaged_archive_ends_the_real_run_in_a_few_plain_lines(tmp_path):
     damaged = tmp_path / "dogs-vs-cats-redux-kernels-edition.zip"
     damaged.write_bytes(b"PK\x03\x04" + os.urandom(4000))  # a zip's first bytes, then noise
