@@ -208,3 +208,21 @@ def test_notebook_starts_with_what_you_will_learn(path):
 def test_notebook_has_summary_and_exercises(path, heading):
     found = [i for i, text in markdown_cells(path) if text.lstrip().startswith(heading)]
     assert found, f"{rel(path)}: no markdown cell starts with {heading!r}"
+
+
+def parameter_defaults(path: Path) -> dict[str, str]:
+    """The values the ``parameters`` cell assigns, as source text."""
+    import ast
+
+    cell = next(c for c in cells(path) if "parameters" in c.get("metadata", {}).get("tags", []))
+    tree = ast.parse(source(cell))
+    return {target.id: ast.unparse(node.value) for node in tree.body if isinstance(node, ast.Assign)
+            for target in node.targets if isinstance(target, ast.Name)}
+
+
+def test_notebook_05_predicts_with_the_recipe_notebook_04_trains():
+    """`-p recipe=...` and `--recipe blog` reach both notebooks, so the submission comes from the run just
+    trained; left alone, both name the same default run."""
+    train, submit = (parameter_defaults(REPO / "notebooks" / name) for name in ("04_train.ipynb", "05_submission.ipynb"))
+    assert "recipe" in submit, "notebooks/05_submission.ipynb has no `recipe` parameter"
+    assert submit["recipe"] == train["recipe"], f"recipe defaults differ: 04 {train['recipe']}, 05 {submit['recipe']}"
