@@ -43,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--checkpoint", type=Path, help="default: the shipped weights")
     predict.add_argument("--no-tta", action="store_true", help="no horizontal-flip test-time augmentation")
     predict.add_argument("--clip", type=float, default=0.0, help="bound P(dog) to [clip, 1-clip]")
-    predict.add_argument("--crop", type=float, help="centre crop kept, as a fraction of each side "
-                         "(default: matched to the checkpoint's training crops; 1 = the whole photo)")
+    predict.add_argument("--crop", type=float, nargs="+", help="centre crop kept, as a fraction of each side; "
+                         "several: the mean over them (default: the whole photo, the crop matched to the "
+                         "checkpoint's training crops and three more, averaged; 1 = the whole photo only)")
 
     validate = sub.add_parser("validate", help="check a submission CSV")
     validate.add_argument("csv", type=Path)
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             with warnings.catch_warnings():
                 warnings.simplefilter("always")
                 out = predict_folder(args.images_dir, args.out, args.checkpoint, flip_tta=not args.no_tta,
-                                     clip=args.clip, crop=args.crop)
+                                     clip=args.clip, crop=tuple(args.crop) if args.crop else None)
             print(f"wrote {out}")
         elif args.command == "validate":
             import csv

@@ -110,18 +110,28 @@ def time_to_accuracy(histories: dict[str, list[dict]], start_minutes: dict[str, 
     return fig
 
 
-def test_time_options(table, matched: float | None = None):
-    """Validation accuracy and log loss against the centre crop kept, with and without flip TTA.
+def test_time_options(evaluations: dict, matched: float | None = None):
+    """Validation accuracy and log loss against the centre crop kept, with and without flip TTA;
+    the mean over several crops (multi-crop TTA) as a dashed line.
 
-    ``table`` has columns "flip TTA" ("no"/"yes"), "crop", "accuracy" and "log loss".
+    ``evaluations``: {(flip_tta, crop): evaluation}, as ``predict.evaluate_options`` returns them.
     """
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-    for ax, metric in zip(axes, ("log loss", "accuracy")):
-        for k, (flip, rows) in enumerate(table.sort_values("crop").groupby("flip TTA")):
-            ax.plot(rows["crop"], rows[metric], "o-", color=f"C{k}", label=f"flip TTA {flip}")
+    for ax, metric in zip(axes, ("log_loss", "accuracy")):
+        for k, flip in enumerate((False, True)):
+            flip_name = "yes" if flip else "no"
+            single = sorted((crop, getattr(e, metric)) for (tta, crop), e in evaluations.items()
+                            if tta == flip and not isinstance(crop, tuple))
+            if single:
+                ax.plot(*zip(*single), "o-", color=f"C{k}", label=f"flip TTA {flip_name}")
+            for (tta, crop), e in evaluations.items():
+                if tta == flip and isinstance(crop, tuple):
+                    ax.axhline(getattr(e, metric), color=f"C{k}", ls="--",
+                               label=f"flip TTA {flip_name}, mean of the {len(crop)} crops")
         if matched is not None:
             ax.axvline(matched, color="grey", ls=":", label=f"matched to training crops ({matched:.2f})")
-        ax.set(xlabel="centre crop kept (fraction of each side)", ylabel=f"validation {metric}", title=metric)
+        name = metric.replace("_", " ")
+        ax.set(xlabel="centre crop kept (fraction of each side)", ylabel=f"validation {name}", title=name)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()

@@ -61,6 +61,13 @@ def checkpoint_crop(state: dict) -> float:
     return matched_crop(tuple(crop_scale)) if crop_scale else 1.0
 
 
+def tta_crops(matched: float) -> list[float]:
+    """The centre crops seen at test time: the whole photo, the crop matched to training and a few
+    around it. Notebook 05 compares them one by one and their mean (multi-crop TTA: each photo seen
+    from near and far), which ``predict`` uses by default."""
+    return sorted({1.0, 0.9, round(matched, 2), 0.8, 0.7}, reverse=True)
+
+
 def centre_crop(images: torch.Tensor, fraction: float) -> torch.Tensor:
     """Keep the central ``fraction`` of each side of a uint8 batch and resize it back to full size."""
     if fraction >= 1.0:
@@ -72,20 +79,34 @@ def centre_crop(images: torch.Tensor, fraction: float) -> torch.Tensor:
     return v2.functional.resize(cropped, [size, size], antialias=True)
 
 
+Crops = float | tuple[float, ...]
+
+
+def as_crops(crop: Crops) -> tuple[float, ...]:
+    """One centre crop, or several whose predictions are averaged (multi-crop TTA), as a tuple."""
+    crops = (float(crop),) if isinstance(crop, (int, float)) else tuple(float(c) for c in crop)
+    if not crops:
+        raise ValueError("name at least one centre crop (1 = the whole photo)")
+    return crops
+
+
 @torch.inference_mode()
-def _predict_views(model: nn.Module, loader: DataLoader, device: Device, mirror: bool, crop: float,
+def _predict_views(model: nn.Module, loader: DataLoader, device: Device, mirror: bool, crop: Crops,
                    desc: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """P(dog) for every photo of ``loader``; with ``mirror`` also for its mirror image (else None); and
-    the second item of its batches (labels, or the reasons photos could not be read) gathered alongside."""
+    """P(dog) for every photo of ``loader`` (with several crops, the mean over them); with ``mirror``
+    also for its mirror image (else None); and the second item of its batches (labels, or the reasons
+    photos could not be read) gathered alongside."""
     model.eval()
+    crops = as_crops(crop)
+    p_dog = lambda x: model(x).float().softmax(dim=1)[:, 1].cpu().double()  # noqa: E731  (averaged in float64)
     plain, mirrored, seconds = [], [], []
     for images, second in tqdm(loader, desc=desc, unit="batch", leave=False):
         for part in images.split(device.batch_limit or len(images)):  # pieces a CPU's caches hold
-            x = device.input(centre_crop(part, crop))
+            views = [device.input(centre_crop(part, c)) for c in crops]
             with device.autocast():
-                plain.append(model(x).float().softmax(dim=1)[:, 1])
+                plain.append(sum(p_dog(x) for x in views) / len(views))
                 if mirror:
-                    mirrored.append(model(x.flip(3)).float().softmax(dim=1)[:, 1])
+                    mirrored.append(sum(p_dog(x.flip(3)) for x in views) / len(views))
         seconds += second.tolist() if torch.is_tensor(second) else list(second)
     if not plain:
         return np.zeros(0), (np.zeros(0) if mirror else None), np.zeros(0, dtype=np.int64)
@@ -93,7 +114,7 @@ def _predict_views(model: nn.Module, loader: DataLoader, device: Device, mirror:
     return as_array(plain), (as_array(mirrored) if mirror else None), np.asarray(seconds)
 
 
-def _predict(model: nn.Module, loader: DataLoader, device: Device, flip_tta: bool, crop: float,
+def _predict(model: nn.Module, loader: DataLoader, device: Device, flip_tta: bool, crop: Crops,
              desc: str) -> tuple[np.ndarray, np.ndarray]:
     """P(dog) for every photo of ``loader`` (with ``flip_tta`` the mean over the photo and its mirror
     image), and the second item of its batches gathered alongside."""
@@ -102,11 +123,12 @@ def _predict(model: nn.Module, loader: DataLoader, device: Device, flip_tta: boo
 
 
 def predict_probs(model: nn.Module, loader: DataLoader, device: Device, *, flip_tta: bool = False,
-                  crop: float = 1.0, desc: str = "predicting") -> np.ndarray:
+                  crop: Crops = 1.0, desc: str = "predicting") -> np.ndarray:
     """P(dog) for every photo of ``loader``, in eval mode (no dropout), batched, without autograd.
 
     With ``flip_tta`` each photo is also seen mirrored and the two probabilities are averaged; with
-    ``crop`` < 1 the model sees the centre of each photo (see :func:`matched_crop`).
+    ``crop`` < 1 the model sees the centre of each photo (see :func:`matched_crop`); with several crops,
+    each, and their probabilities are averaged (the photo seen from near and far).
     """
     return _predict(model, loader, device, flip_tta, crop, desc)[0]
 
@@ -128,23 +150,34 @@ class Evaluation:
 
 
 def evaluate(model: nn.Module, loader: DataLoader, device: Device, *, flip_tta: bool = False,
-             crop: float = 1.0) -> Evaluation:
+             crop: Crops = 1.0) -> Evaluation:
     """Accuracy and log loss (the competition's metric) of ``model`` on a labelled loader."""
     probs, labels = _predict(model, loader, device, flip_tta, crop, "evaluating")
     return Evaluation.of(probs, labels)
 
 
 def evaluate_options(model: nn.Module, loader: DataLoader, device: Device, *,
-                     crops: list[float]) -> dict[tuple[bool, float], Evaluation]:
-    """:func:`evaluate` for every test-time option (flip TTA off and on, each centre crop), keyed
-    ``(flip_tta, crop)``. Flip TTA's unmirrored half is the plain prediction, so each crop takes one
-    pass with two forward passes a photo, not three."""
+                     crops: list[float]) -> dict[tuple[bool, Crops], Evaluation]:
+    """:func:`evaluate` for every test-time option (flip TTA off and on, each centre crop, and the mean
+    over all the crops: multi-crop TTA), keyed ``(flip_tta, crop)``, the mean's crop being the tuple
+    of crops. Flip TTA's unmirrored half is the plain prediction and the mean reuses each crop's, so
+    each crop takes one pass with two forward passes a photo, not three, and the mean takes none."""
     plain, mirrored = {}, {}
     for crop in crops:
         without, mirror, labels = _predict_views(model, loader, device, True, crop, f"evaluating crop {crop}")
         plain[(False, crop)] = Evaluation.of(without, labels)
         mirrored[(True, crop)] = Evaluation.of((without + mirror) / 2, labels)
+    if len(crops) > 1:
+        for options in (plain, mirrored):
+            flip_tta = next(iter(options))[0]
+            options[(flip_tta, tuple(crops))] = Evaluation.of(np.mean([e.probs for e in options.values()], axis=0),
+                                                              labels)
     return {**plain, **mirrored}
+
+
+def crop_label(crop: Crops) -> str:
+    """A crop as a table shows it: ``0.82``, or ``1.00+0.82`` for the mean over several."""
+    return "+".join(f"{c:.2f}" for c in as_crops(crop))
 
 
 def load_model(checkpoint: Path | None = None, device: Device | None = None) -> tuple[nn.Module, dict]:
@@ -158,7 +191,7 @@ def load_model(checkpoint: Path | None = None, device: Device | None = None) -> 
 
 
 def predict_cache(model: nn.Module, cache: ImageCache, device: Device, *, flip_tta: bool = False,
-                  crop: float = 1.0, batch_size: int = 256) -> np.ndarray:
+                  crop: Crops = 1.0, batch_size: int = 256) -> np.ndarray:
     """P(dog) for every row of a decode-once cache, in its order; 0.5 (the label that costs least
     when we know nothing) for files that could not be read, so a submission is never short."""
     probs = np.full(len(cache), 0.5)
@@ -186,12 +219,13 @@ class PhotoFiles(Dataset):
 
 
 def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, *, flip_tta: bool = True,
-                   clip: float = 0.0, crop: float | None = None, batch_size: int = 128,
+                   clip: float = 0.0, crop: Crops | None = None, batch_size: int = 128,
                    workers: int | None = None) -> Path:
     """Write ``id,label`` (label = P(dog)) for every picture in ``images_dir``; nothing else is written.
 
     The photos are decoded as they stream through the model (no cache on disk). ``crop`` defaults to
-    the centre crop matched to the checkpoint's training crops (:func:`matched_crop`). Unreadable
+    the mean over the :func:`tta_crops` of the checkpoint's training crops (:func:`matched_crop`),
+    the option notebook 05 chose for the shipped weights. Unreadable
     files get 0.5, the label that costs least when we know nothing, and are named in one warning, so
     the file always has one row per picture. Raises if no picture at all could be read.
     """
@@ -200,7 +234,7 @@ def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, 
         raise FileNotFoundError(no_pictures_message(images_dir))
     device = Device.pick()
     model, state = load_model(checkpoint, device)
-    crop = checkpoint_crop(state) if crop is None else crop
+    crop = tuple(tta_crops(checkpoint_crop(state))) if crop is None else crop
     workers = min(default_workers(), 4) if workers is None else workers  # decoding overlaps the model
     workers = min(workers, math.ceil(len(files) / batch_size))  # a worker without a batch only costs its start
     loader = DataLoader(PhotoFiles(files), batch_size=batch_size, num_workers=workers, pin_memory=device.type == "cuda")
@@ -221,7 +255,7 @@ def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, 
 # Photos from elsewhere: a learner's own, and a second source of labelled photos
 # ---------------------------------------------------------------------------------------------
 def classify_photo(model: nn.Module, path: Path | str, device: Device, *, flip_tta: bool = True,
-                   crop: float = 1.0) -> float:
+                   crop: Crops = 1.0) -> float:
     """P(dog) for one photo file, seen as the submission sees a test photo: read upright (a phone
     photo's EXIF orientation applied), resized to 224, then the same flip TTA and centre crop."""
     loader = eval_loader(PhotoFiles([Path(path)]), batch_size=1)
@@ -309,7 +343,7 @@ class PhotoSetEvaluation(Evaluation):
 
 
 def evaluate_photos(model: nn.Module, source: Path | str, device: Device, *, flip_tta: bool = True,
-                    crop: float = 1.0, batch_size: int = 64) -> PhotoSetEvaluation:
+                    crop: Crops = 1.0, batch_size: int = 64) -> PhotoSetEvaluation:
     """Accuracy and log loss on labelled photos from another source than Kaggle's (a folder or zip
     with ``cat/`` and ``dog/``), each seen as :func:`classify_photo` sees it. Photos from another
     website show how far the model's skill carries beyond the competition's own photos.

@@ -11,7 +11,7 @@ import pytest
 from catsdogs.__main__ import main
 from catsdogs.data import build_cache
 from catsdogs.demo import _draw_animal
-from catsdogs.predict import checkpoint_crop, load_model, predict_cache, predict_folder
+from catsdogs.predict import checkpoint_crop, load_model, predict_cache, predict_folder, tta_crops
 from catsdogs.device import Device
 
 UNREADABLE = "7.jpg"
@@ -61,7 +61,8 @@ def test_predict_folder_writes_only_the_csv_and_matches_the_cache(tmp_path, work
     with pytest.warns(UserWarning, match="unreadable"):
         cache = build_cache([tmp_path / "run" / "photos" / n for n in names], tmp_path / "cache" / "p.npy", 224,
                             workers=1)
-    cached = predict_cache(model, cache, Device.pick(), flip_tta=True, crop=checkpoint_crop(state))
+    crops = tuple(tta_crops(checkpoint_crop(state)))  # predict's default: the mean over these
+    cached = predict_cache(model, cache, Device.pick(), flip_tta=True, crop=crops)
     np.testing.assert_allclose([probs[Path(n).stem] for n in names], cached, atol=1e-4)
 
 
@@ -72,6 +73,21 @@ def test_the_command_leaves_no_cache_beside_the_csv(tmp_path, capsys):
         assert main(["predict", str(tmp_path / "photos"), "--out", str(out), "--no-tta"]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["sub.csv"]
     assert "1 unreadable file(s), named in the warning above, get P(dog) = 0.5" in capsys.readouterr().out
+
+
+def test_the_command_averages_the_crops_it_is_given(tmp_path):
+    """`--crop 1 0.82`: each photo seen whole and cut to its centre, the two P(dog) averaged."""
+    names = _photos(tmp_path / "photos")
+    runs = {}
+    for crops in (["1"], ["0.82"], ["1", "0.82"]):
+        out = tmp_path / f"{'-'.join(crops)}.csv"
+        with pytest.warns(UserWarning, match="unreadable"):
+            assert main(["predict", str(tmp_path / "photos"), "--out", str(out), "--crop", *crops]) == 0
+        runs[tuple(crops)] = _read(out)
+    readable = [Path(n).stem for n in names if n != UNREADABLE]
+    whole, centre, both = (np.array([runs[c][i] for i in readable]) for c in (("1",), ("0.82",), ("1", "0.82")))
+    assert not np.allclose(whole, centre)
+    np.testing.assert_allclose(both, (whole + centre) / 2, atol=1e-5)  # the CSV rounds P(dog)
 
 
 def test_pictures_only_in_subfolders_are_pointed_to(tmp_path, capsys):

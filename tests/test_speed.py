@@ -135,7 +135,8 @@ def test_evaluate_options_scores_every_option_as_evaluate_does():
     photos = TensorDataset(torch.randint(0, 256, (20, 3, 224, 224), dtype=torch.uint8), torch.randint(0, 2, (20,)))
     loader, device = DataLoader(photos, batch_size=8), Device(torch.device("cpu"), "fp32")
     options = evaluate_options(model, loader, device, crops=[1.0, 0.82])
-    assert list(options) == [(False, 1.0), (False, 0.82), (True, 1.0), (True, 0.82)]
+    both = (1.0, 0.82)  # multi-crop TTA: the mean over the crops
+    assert list(options) == [(False, 1.0), (False, 0.82), (False, both), (True, 1.0), (True, 0.82), (True, both)]
     for (flip_tta, crop), got in options.items():
         expected = evaluate(model, loader, device, flip_tta=flip_tta, crop=crop)
         np.testing.assert_allclose(got.probs, expected.probs, rtol=0, atol=1e-12)
