@@ -210,11 +210,11 @@ def test_centre_crop_keeps_the_middle_of_each_photo_at_full_size():
         centre_crop(images, 0.0)
 
 
-def test_predict_uses_the_crop_matched_to_the_checkpoint_and_the_crop_option(tmp_path, untrained_checkpoint):
+def test_predict_uses_the_crops_around_the_one_matched_to_the_checkpoint_and_the_crop_option(tmp_path, untrained_checkpoint):
     import torch
     from PIL import Image, ImageDraw
 
-    from catsdogs.predict import matched_crop, predict_folder
+    from catsdogs.predict import matched_crop, predict_folder, tta_crops
 
     folder = tmp_path / "test"
     folder.mkdir()
@@ -226,8 +226,11 @@ def test_predict_uses_the_crop_matched_to_the_checkpoint_and_the_crop_option(tmp
     state["train_config"]["crop_scale"] = (0.35, 1.0)
     checkpoint = tmp_path / "cropped.pt"
     torch.save(state, checkpoint)
+    matched = matched_crop((0.35, 1.0))
+    around = tuple(tta_crops(matched))  # the default: the mean over the whole photo, the matched crop and three more
     outs = {crop: predict_folder(folder, tmp_path / f"{crop}.csv", checkpoint, flip_tta=False, crop=crop)
-            for crop in (None, matched_crop((0.35, 1.0)), 1.0)}
+            for crop in (None, around, matched, 1.0)}
     read = {crop: [float(r["label"]) for r in csv.DictReader(open(out))] for crop, out in outs.items()}
-    assert read[None] == read[matched_crop((0.35, 1.0))]
-    assert read[None] != read[1.0]
+    assert 0.82 in around and 1.0 in around and len(around) == 5
+    assert read[None] == read[around]
+    assert read[None] != read[matched] and read[None] != read[1.0] and read[matched] != read[1.0]
