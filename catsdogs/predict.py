@@ -61,11 +61,11 @@ def checkpoint_crop(state: dict) -> float:
     return matched_crop(tuple(crop_scale)) if crop_scale else 1.0
 
 
-def tta_crops(matched: float) -> list[float]:
+def tta_crops(matched: float) -> tuple[float, ...]:
     """The centre crops seen at test time: the whole photo, the crop matched to training and a few
     around it. Notebook 05 compares them one by one and their mean (multi-crop TTA: each photo seen
     from near and far), which ``predict`` uses by default."""
-    return sorted({1.0, 0.9, round(matched, 2), 0.8, 0.7}, reverse=True)
+    return tuple(sorted({1.0, 0.9, round(matched, 2), 0.8, 0.7}, reverse=True))
 
 
 def centre_crop(images: torch.Tensor, fraction: float) -> torch.Tensor:
@@ -157,7 +157,7 @@ def evaluate(model: nn.Module, loader: DataLoader, device: Device, *, flip_tta: 
 
 
 def evaluate_options(model: nn.Module, loader: DataLoader, device: Device, *,
-                     crops: list[float]) -> dict[tuple[bool, Crops], Evaluation]:
+                     crops: list[float] | tuple[float, ...]) -> dict[tuple[bool, Crops], Evaluation]:
     """:func:`evaluate` for every test-time option (flip TTA off and on, each centre crop, and the mean
     over all the crops: multi-crop TTA), keyed ``(flip_tta, crop)``, the mean's crop being the tuple
     of crops. Flip TTA's unmirrored half is the plain prediction and the mean reuses each crop's, so
@@ -234,7 +234,7 @@ def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, 
         raise FileNotFoundError(no_pictures_message(images_dir))
     device = Device.pick()
     model, state = load_model(checkpoint, device)
-    crop = tuple(tta_crops(checkpoint_crop(state))) if crop is None else crop
+    crop = tta_crops(checkpoint_crop(state)) if crop is None else crop
     workers = min(default_workers(), 4) if workers is None else workers  # decoding overlaps the model
     workers = min(workers, math.ceil(len(files) / batch_size))  # a worker without a batch only costs its start
     loader = DataLoader(PhotoFiles(files), batch_size=batch_size, num_workers=workers, pin_memory=device.type == "cuda")

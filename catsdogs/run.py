@@ -211,14 +211,20 @@ def describe_failure(name: str, err: BaseException, client: EchoingClient) -> st
     return f"✗ {name} failed{where}: {what}"
 
 
-def parameter_names(nb: nbformat.NotebookNode) -> set[str]:
-    """The names the notebook's cell tagged ``parameters`` assigns (papermill's convention)."""
+def parameter_values(nb: nbformat.NotebookNode) -> dict[str, str]:
+    """What the notebook's cell tagged ``parameters`` assigns (papermill's convention): name -> the
+    value's source text."""
     cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
     if cell is None:
-        return set()
+        return {}
     tree = ast.parse(cell.source)
-    return {target.id for node in tree.body if isinstance(node, ast.Assign)
+    return {target.id: ast.unparse(node.value) for node in tree.body if isinstance(node, ast.Assign)
             for target in node.targets if isinstance(target, ast.Name)}
+
+
+def parameter_names(nb: nbformat.NotebookNode) -> set[str]:
+    """The names the notebook's ``parameters`` cell assigns."""
+    return set(parameter_values(nb))
 
 
 def inject_parameters(nb: nbformat.NotebookNode, parameters: dict[str, Any]) -> dict[str, Any]:

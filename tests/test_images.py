@@ -227,7 +227,7 @@ def test_predict_uses_the_crops_around_the_one_matched_to_the_checkpoint_and_the
     checkpoint = tmp_path / "cropped.pt"
     torch.save(state, checkpoint)
     matched = matched_crop((0.35, 1.0))
-    around = tuple(tta_crops(matched))  # the default: the mean over the whole photo, the matched crop and three more
+    around = tta_crops(matched)  # the default: the mean over the whole photo, the matched crop and three more
     outs = {crop: predict_folder(folder, tmp_path / f"{crop}.csv", checkpoint, flip_tta=False, crop=crop)
             for crop in (None, around, matched, 1.0)}
     read = {crop: [float(r["label"]) for r in csv.DictReader(open(out))] for crop, out in outs.items()}

@@ -212,13 +212,12 @@ def test_notebook_has_summary_and_exercises(path, heading):
 
 
 def parameter_defaults(path: Path) -> dict[str, str]:
-    """The values the ``parameters`` cell assigns, as source text."""
-    import ast
+    """The values the ``parameters`` cell assigns, as source text (read as the run command reads them)."""
+    import nbformat
 
-    cell = next(c for c in cells(path) if "parameters" in c.get("metadata", {}).get("tags", []))
-    tree = ast.parse(source(cell))
-    return {target.id: ast.unparse(node.value) for node in tree.body if isinstance(node, ast.Assign)
-            for target in node.targets if isinstance(target, ast.Name)}
+    from catsdogs.run import parameter_values
+
+    return parameter_values(nbformat.read(path, as_version=4))
 
 
 def test_notebook_05_predicts_with_the_recipe_notebook_04_trains():

@@ -61,7 +61,7 @@ def test_predict_folder_writes_only_the_csv_and_matches_the_cache(tmp_path, work
     with pytest.warns(UserWarning, match="unreadable"):
         cache = build_cache([tmp_path / "run" / "photos" / n for n in names], tmp_path / "cache" / "p.npy", 224,
                             workers=1)
-    crops = tuple(tta_crops(checkpoint_crop(state)))  # predict's default: the mean over these
+    crops = tta_crops(checkpoint_crop(state))  # predict's default: the mean over these
     cached = predict_cache(model, cache, Device.pick(), flip_tta=True, crop=crops)
     np.testing.assert_allclose([probs[Path(n).stem] for n in names], cached, atol=1e-4)
 
