@@ -62,22 +62,47 @@ def stored_options_table(notebook: Path) -> dict[tuple[str, str], tuple[str, str
     return {}
 
 
-def test_readme_results_are_notebook_05s_stored_figures():
-    """The README's headline figures for the shipped weights are the ones notebook 05's stored run
-    measured: with flip TTA and the chosen crop(s), and on whole photos with no test-time help."""
+def stored_text(notebook: Path) -> str:
+    """Everything a notebook's stored outputs print (streams and plain-text results)."""
+    parts = []
+    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
+        for output in cell.get("outputs", []):
+            text = output.get("text") or output.get("data", {}).get("text/plain", "")
+            parts.append("".join(text) if isinstance(text, list) else text)
+    return "\n".join(parts)
+
+
+def test_readme_results_are_the_stored_runs_figures():
+    """The README's default-recipe rows are the figures of the run stored in notebooks 04 and 05: the
+    best epoch notebook 04 kept, and notebook 05's whole-photo and chosen test-time figures for it."""
     table = stored_options_table(REPO / "notebooks" / "05_submission.ipynb")
     assert table, "notebooks/05_submission.ipynb keeps no table of test-time options in its outputs"
     text = README.read_text(encoding="utf-8")
-    chosen = [line for line in text.splitlines() if "the shipped weights, with flip TTA" in line]
-    whole = re.search(r"\| the same shipped weights on whole photos.*?\| (0\.\d{4}) \| (0\.\d{4}) \|", text)
-    assert len(chosen) == 1 and whole, "README.md: the results table lost its rows for the shipped weights"
-    crop = re.search(r"flip TTA and crops? (\d\.\d{2}(?:\+\d\.\d{2})*)", chosen[0])
-    figures = re.search(r"\| \*\*(0\.\d{4})\*\* \| \*\*(0\.\d{4})\*\* \|\s*$", chosen[0])
-    assert crop and figures, "README.md: the shipped weights' row names no crop, or no bold figures at its end"
-    assert table.get(("yes", crop.group(1))) == figures.groups(), (
-        "README.md's figures for the shipped weights differ from notebook 05's stored outputs")
-    assert table[("no", "1.00")] == whole.groups(), (
-        "README.md's whole-photo figures differ from notebook 05's stored outputs")
+    whole = re.search(r"^\| \*\*default recipe\*\*.*?best epoch \((\d+) of (\d+)\), whole photos \|[^|]*\| (0\.\d{4}) \| (0\.\d{4}) \|$",
+                      text, flags=re.MULTILINE)
+    chosen = re.search(r"^\| the same model with flip TTA and crops? (\d\.\d{2}(?:\+\d\.\d{2})*).*?"
+                       r"\| \*\*(0\.\d{4})\*\* \| \*\*(0\.\d{4})\*\* \|$", text, flags=re.MULTILINE)
+    assert whole and chosen, "README.md: the results table lost its rows for the default recipe's stored run"
+    epoch, epochs, accuracy, loss = whole.groups()
+    assert table[("no", "1.00")] == (accuracy, loss), "README.md's whole-photo figures differ from notebook 05's stored outputs"
+    assert table.get(("yes", chosen.group(1))) == chosen.groups()[1:], (
+        "README.md's figures with flip TTA and crops differ from notebook 05's stored outputs")
+    stored_04 = stored_text(REPO / "notebooks" / "04_train.ipynb")
+    assert f"best checkpoint (epoch {epoch}):" in stored_04, f"notebook 04's stored run did not keep epoch {epoch}"
+    assert f"Epoch : {epochs} - " in stored_04 and f"Epoch : {int(epochs) + 1} - " not in stored_04, (
+        f"notebook 04's stored run did not train {epochs} epochs")
+
+
+def test_stored_outputs_are_one_run_on_the_kaggle_photos():
+    """Every notebook's stored outputs come from the Kaggle photos (never the DEMO archive), and all
+    of them from the same data folder: one run of the pipeline, not pieces of several."""
+    folders = {}
+    for path in NOTEBOOKS:
+        stored = stored_text(path)
+        assert "DEMO" not in stored, f"{rel(path)}: the stored outputs are of the generated DEMO archive"
+        folders[path.name] = set(re.findall(r"Kaggle photos: [a-z ]+? (?:in|into) (\S+) \([\d,]+ labelled", stored))
+    assert set().union(*folders.values()), "no notebook's stored outputs name the folder of the Kaggle photos"
+    assert len(set().union(*folders.values())) == 1, f"stored outputs from more than one data folder: {folders}"
 
 
 # ---------------------------------------------------------------------------------------------
