@@ -1,4 +1,7 @@
-"""Command line: ``python -m catsdogs {run,predict,validate,demo-archive,export-weights,set-repository}``."""
+"""Command line: ``python -m catsdogs {run,predict,validate,demo-archive}``.
+
+The maintainer's commands are scripts: ``scripts/set_repository.py``, ``scripts/export_weights.py``.
+"""
 from __future__ import annotations
 
 import argparse
@@ -56,15 +59,6 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--per-class", type=int, default=300)
     demo.add_argument("--test", type=int, default=100)
 
-    export = sub.add_parser("export-weights", help="strip a training checkpoint to the shipped fp16 weights")
-    export.add_argument("checkpoint", type=Path)
-    export.add_argument("--out", type=Path, help="default: weights/linformer_vit_catsdogs.pt")
-    export.add_argument("--data", default="", help="what the model was trained on, for the metadata")
-
-    repo = sub.add_parser("set-repository", help="write this repository's GitHub address into pyproject.toml and "
-                          "every notebook's Colab badge and setup cell")
-    repo.add_argument("url", help="e.g. https://github.com/you/catsdogs-vit")
-
     args = parser.parse_args(argv)
     from . import DatasetError, InvalidSubmission
 
@@ -109,16 +103,6 @@ def main(argv: list[str] | None = None) -> int:
             from .demo import make_demo_archive
 
             print(f"wrote {make_demo_archive(args.out, per_class=args.per_class, n_test=args.test)}")
-        elif args.command == "set-repository":
-            from .colab import set_repository
-
-            changed = set_repository(args.url)
-            print(f"{args.url} written into {len(changed)} file(s)" + "".join(f"\n  {p}" for p in changed))
-        elif args.command == "export-weights":
-            from .checkpoints import export_weights
-            from .config import SHIPPED_WEIGHTS
-
-            print(f"wrote {export_weights(args.checkpoint, args.out or SHIPPED_WEIGHTS, args.data)}")
     except (DatasetError, InvalidSubmission, FileNotFoundError, RuntimeError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -11,13 +11,10 @@ import json
 import os
 import pickle
 import re
-import subprocess
 from pathlib import Path
 from typing import Iterator
 
 import torch
-
-from .config import REPO_DIR, SHIPPED_WEIGHTS
 
 
 @contextlib.contextmanager
@@ -72,25 +69,3 @@ def epoch_line(row: dict) -> str:
     """The familiar log line of the blog's notebook."""
     return (f"Epoch : {row['epoch']} - loss : {row['loss']:.4f} - acc: {row['acc']:.4f} - "
             f"val_loss : {row['val_loss']:.4f} - val_acc: {row['val_acc']:.4f}")
-
-
-def git_commit() -> str:
-    """The commit of this checkout, so the weights say which code trained them."""
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_DIR, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def export_weights(checkpoint: Path, out: Path = SHIPPED_WEIGHTS, data: str = "") -> Path:
-    """The shipped weights: a training checkpoint stripped to fp16 model weights (about 5.7 MB) plus
-    what made them (model config, recipe, epoch, that epoch's validation scores, data, commit).
-    Optimiser state, which only matters to resume training, is dropped."""
-    state = load_checkpoint(checkpoint)
-    row = next(h for h in state["history"] if h["epoch"] == state["epoch"])
-    save_checkpoint(Path(out), model={k: v.half() for k, v in state["model"].items()},
-                    model_config=state["model_config"], train_config=state["train_config"], epoch=state["epoch"],
-                    val_acc=row["val_acc"], val_loss=row["val_loss"], history=state["history"], data=data,
-                    commit=git_commit())
-    return Path(out)

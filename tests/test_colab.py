@@ -20,9 +20,12 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 import catsdogs
-from catsdogs.colab import (PLACEHOLDER, badge_url, is_setup_cell, notebook_paths, repository_url, set_repository,
-                            setup_cell, use_drive)
+from catsdogs.colab import use_drive
 from catsdogs.config import REPO_DIR
+
+sys.path.insert(0, str(REPO_DIR / "scripts"))
+from set_repository import (PLACEHOLDER, badge_url, is_setup_cell, notebook_paths, repository_url,  # noqa: E402
+                            set_repository, setup_cell)
 
 STANDINS = Path(__file__).parent / "standins"
 KEY = "3f9c2e7a1b8d4c6e9f0a2b4c6d8e1f3a"
@@ -56,7 +59,7 @@ def test_badge_and_setup_cell_name_the_repository_of_pyproject(notebook):
     nb = nbformat.read(notebook, as_version=4)
     setups = [cell for cell in nb.cells if is_setup_cell(cell)]
     assert len(setups) == 1 and setups[0].source == setup_cell(url), \
-        f"{notebook.name}: its setup cell differs from catsdogs.colab.SETUP_CELL: run python -m catsdogs set-repository {url}"
+        f"{notebook.name}: its setup cell differs from scripts/set_repository.py SETUP_CELL: run python scripts/set_repository.py {url}"
     assert nb.cells.index(setups[0]) == next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
     assert badge_url(url, notebook.name) in nb.cells[0].source
     assert nb.cells[0].source.count("colab.research.google.com/github/") == 1
@@ -124,7 +127,7 @@ def test_setup_cell_without_a_repository_stops_with_one_line(fake_colab, tmp_pat
     colab_dir = tmp_path / "content" / "catsdogs-vit"
     with pytest.raises(CellExecutionError) as failure:
         _run(["import google.colab", setup_cell(PLACEHOLDER, colab_dir=str(colab_dir))], cwd=tmp_path)
-    assert "SystemExit" in str(failure.value) and "set-repository" in str(failure.value)
+    assert "SystemExit" in str(failure.value) and "scripts/set_repository.py" in str(failure.value)
     assert not colab_dir.exists()  # no clone was tried
 
 
