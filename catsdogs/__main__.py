@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--inplace", action="store_true", help="write outputs into the notebooks themselves")
     run.add_argument("--out-dir", type=Path, help="where executed notebooks go (default data/runs/<profile>)")
     run.add_argument("--notebook-dir", type=Path, help="folder of the numbered notebooks (default notebooks/)")
-    run.add_argument("--recipe", choices=["modern", "blog"], default="modern",
-                     help="blog: notebook 04 trains the blog's recipe (catsdogs.training.BLOG)")
+    run.add_argument("--recipe", choices=["blog"], help="blog: notebook 04 trains the blog's recipe "
+                     "(catsdogs.run.RECIPES); notebook 05 predicts with the run trained last")
     run.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
                      help="override a value of the notebooks' parameters cells, e.g. -p epochs=3 (repeatable)")
 
@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--test", type=int, default=100)
 
     args = parser.parse_args(argv)
-    from . import DatasetError, InvalidSubmission
+    from .archives import DatasetError
+    from .validate import InvalidSubmission
 
     try:
         if args.command == "run":
@@ -70,14 +71,9 @@ def main(argv: list[str] | None = None) -> int:
                 os.environ["CATSDOGS_ARCHIVE"] = str(args.archive.resolve())
             from .run import NotebookFailed, run_notebooks
 
-            parameters = {}
-            if args.recipe == "blog":
-                from .training import BLOG
-
-                parameters.update(BLOG)
-            parameters.update(parse_parameter(text) for text in args.parameter)
+            parameters = dict(parse_parameter(text) for text in args.parameter)
             try:
-                run_notebooks(args.only, args.out_dir, inplace=args.inplace, parameters=parameters,
+                run_notebooks(args.only, args.out_dir, inplace=args.inplace, parameters=parameters, recipe=args.recipe,
                               **({"folder": args.notebook_dir} if args.notebook_dir else {}))
             except NotebookFailed:  # already reported in one line and in the summary: no traceback
                 return 1
@@ -86,13 +82,13 @@ def main(argv: list[str] | None = None) -> int:
 
             with warnings.catch_warnings():
                 warnings.simplefilter("always")
-                out = predict_folder(args.images_dir, args.out, args.checkpoint, flip_tta=not args.no_tta,
-                                     clip=args.clip, crop=tuple(args.crop) if args.crop else None)
+                out = predict_folder(args.images_dir, args.out, args.checkpoint, flip=not args.no_tta,
+                                     clip=args.clip, crops=tuple(args.crop) if args.crop else None)
             print(f"wrote {out}")
         elif args.command == "validate":
             import csv
 
-            from .submission import validate_submission
+            from .validate import validate_submission
 
             ids = None
             if args.sample:

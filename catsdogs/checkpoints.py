@@ -50,7 +50,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
                                "that could run code when loaded. Only load checkpoints you trust: ones notebook 04 "
                                "wrote, or the shipped weights.") from None
         raise RuntimeError(f"{path} is not a checkpoint this project wrote ({type(err).__name__}: {err}). Pass one "
-                           "that notebook 04 wrote (…/checkpoints/modern-full/best.pt), or leave out --checkpoint to "
+                           "that notebook 04 wrote (…/checkpoints/modern/best.pt), or leave out --checkpoint to "
                            "use the shipped weights.") from None
 
 
@@ -63,6 +63,19 @@ def read_history(path: Path) -> list[dict]:
     """A run's per-epoch history (``history.json``), or an empty list if it has none yet."""
     path = Path(path)
     return json.loads(path.read_text()) if path.exists() else []
+
+
+def run_histories(checkpoint_dir: Path) -> dict[str, list[dict]]:
+    """The history of every training run kept in ``checkpoint_dir``, by run folder name (the recipe
+    notebook 04 named it after, or ``teacher``), oldest first."""
+    found = sorted(Path(checkpoint_dir).glob("*/history.json"), key=lambda p: p.stat().st_mtime)
+    return {path.parent.name: history for path in found if (history := read_history(path))}
+
+
+def newest_run(checkpoint_dir: Path, exclude: tuple[str, ...] = ("teacher",)) -> Path | None:
+    """The run folder whose ``best.pt`` was written last (the teacher's aside), or None."""
+    found = [p for p in Path(checkpoint_dir).glob("*/best.pt") if p.parent.name not in exclude]
+    return max(found, key=lambda p: p.stat().st_mtime).parent if found else None
 
 
 def epoch_line(row: dict) -> str:

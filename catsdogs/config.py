@@ -5,6 +5,8 @@ real Kaggle photos (profile ``full``) and the test suite on a generated demo arc
 """
 from __future__ import annotations
 
+import ast
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,9 @@ SHIPPED_WEIGHTS = REPO_DIR / "weights" / "linformer_vit_catsdogs.pt"
 
 
 def profile() -> str:
-    """``full`` (real data, real training) or ``small`` (demo archive, one short epoch: tests, CI)."""
+    """``full`` or ``small``: which data the notebooks find when there is no Kaggle archive (the
+    tests' tiny demo archive under ``small``). It changes no recipe: the tests' short runs reach the
+    notebooks as injected parameters (``catsdogs.run.SMALL``)."""
     value = os.environ.get("CATSDOGS_PROFILE", "full").strip().lower() or "full"
     if value not in {"full", "small"}:
         raise ValueError(f"CATSDOGS_PROFILE must be 'full' or 'small', not {value!r}.")
@@ -40,6 +44,17 @@ def scratch_dir() -> Path:
     data folder. Colab's Google Drive option keeps the data folder on Drive and this one on the
     machine's own disk, where thousands of small files and a memory-mapped cache are fast."""
     return Path(os.environ.get("CATSDOGS_SCRATCH") or data_dir()).expanduser().resolve()
+
+
+def shown(path: Path | str) -> str:
+    """A path as the notebooks print it, so that their outputs say nothing of the machine they ran
+    on: relative to the repository (``data/kaggle/split.csv``), else to ``$CATSDOGS_DATA`` or
+    ``$CATSDOGS_SCRATCH``; a file anywhere else by its name alone."""
+    path = Path(path).expanduser().resolve()
+    for root, name in ((REPO_DIR, ""), (data_dir(), "$CATSDOGS_DATA/"), (scratch_dir(), "$CATSDOGS_SCRATCH/")):
+        if path.is_relative_to(root):
+            return name + str(path.relative_to(root)) if path != root else (name.rstrip("/") or ".")
+    return path.name
 
 
 @dataclass(frozen=True)
@@ -93,29 +108,10 @@ class Workspace:
     def submission(self) -> Path:
         return self.root / "submission.csv"
 
-    def run_dir(self, recipe: str) -> Path:
-        """The checkpoints and history of one training run: ``checkpoints/<recipe>-<profile>``
-        (``teacher`` for the CNN teacher)."""
-        return self.checkpoint_dir / f"{recipe}-{profile()}"
-
-    def split(self):
-        """The train/validation split (a DataFrame: file, label, subset), made once and kept."""
-        from .data import load_or_make_split
-
-        return load_or_make_split(self)
-
-    def photos(self, subset: str, **options):
-        """The ``train`` or ``val`` photos as a dataset (see :func:`catsdogs.data.photos`)."""
-        from .data import photos
-
-        return photos(self, subset, **options)
-
-    def histories(self) -> dict[str, list[dict]]:
-        """The per-epoch history of each recipe trained in this workspace (``modern``, ``blog``), by name."""
-        from .checkpoints import read_history
-
-        found = {recipe: read_history(self.run_dir(recipe) / "history.json") for recipe in ("modern", "blog")}
-        return {recipe: history for recipe, history in found.items() if history}
+    def run_dir(self, name: str) -> Path:
+        """The checkpoints and history of one training run: ``checkpoints/<name>``, named by notebook
+        04's ``recipe`` (``teacher`` for the CNN teacher)."""
+        return self.checkpoint_dir / name
 
     @property
     def label(self) -> str:
@@ -145,3 +141,25 @@ def workspace() -> Workspace:
     if real.extracted_marker.exists():
         return real
     return demo_workspace()
+
+
+def parameter_sources(notebook: Path | str) -> dict[str, str]:
+    """What a notebook's cell tagged ``parameters`` assigns (papermill's convention): name → the
+    value's source text, in order."""
+    cells = json.loads(Path(notebook).read_text())["cells"]
+    cell = next((c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None:
+        return {}
+    tree = ast.parse("".join(cell["source"]))
+    return {target.id: ast.unparse(node.value) for node in tree.body if isinstance(node, ast.Assign)
+            for target in node.targets if isinstance(target, ast.Name)}
+
+
+def notebook_parameters(notebook: Path | str, namespace: dict) -> dict:
+    """The current values of a notebook's parameters (names from its ``parameters`` cell, values
+    from ``namespace``, the kernel's ``globals()``): the whole recipe as plain data, for a checkpoint
+    to keep. Relative paths are found beside the notebooks."""
+    path = Path(notebook)
+    if not path.is_absolute() and not path.exists():
+        path = REPO_DIR / "notebooks" / path
+    return {name: namespace[name] for name in parameter_sources(path)}

@@ -69,15 +69,6 @@ class Device:
         """Loss scaling for fp16, whose small gradients would otherwise round to zero; off otherwise."""
         return torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
 
-    @property
-    def batch_limit(self) -> int:
-        """The most photos to push through the model at once; 0: a whole batch. In fp32 a CPU's caches
-        hold the activations of about 64 photos, not 128: on the 2-core AVX2 EPYC, training in two
-        halves of a batch of 128 ran at 80 against 70 photos/s (the same gradient, summed), and
-        inference in pieces of 64 at 220 against 130 photos/s for batches of 256. GPUs, and bf16 CPUs
-        (half the bytes), take whole batches."""
-        return 64 if self.device.type == "cpu" and self.precision == "fp32" else 0
-
     def loader_workers(self) -> int:
         """DataLoader workers: on a GPU machine augmentation overlaps with compute, so use the cores.
         On a CPU the cores are busy computing: a worker process competing with them was measured

@@ -1,4 +1,4 @@
-"""Getting the competition files: Kaggle download, archive checks, safe extraction, demo archive.
+"""Getting the competition files: Kaggle credentials and download, or an archive at hand, or the demo.
 
 ``kaggle`` is imported only when a download is really needed: the client authenticates as it is
 imported, which fails on a machine without credentials.
@@ -9,21 +9,12 @@ import json
 import os
 import shutil
 import sys
-import zipfile
-import zlib
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from .config import ARCHIVE_NAME, COMPETITION, RULES_URL, Workspace, data_dir, demo_workspace, is_small, kaggle_workspace
+from .archives import ARCHIVE_ADVICE, DatasetError, check_archive, extract_competition, is_extracted
+from .config import (ARCHIVE_NAME, COMPETITION, RULES_URL, Workspace, data_dir, demo_workspace, is_small,
+                     kaggle_workspace, shown)
 from .demo import demo_size, make_demo_archive
-from .images import list_images, list_labelled
-
-REQUIRED_MEMBERS = ("train.zip", "test.zip", "sample_submission.csv")
-DATA_URL = f"https://www.kaggle.com/competitions/{COMPETITION}/data"
-
-
-class DatasetError(RuntimeError):
-    """Something is wrong with the data or the download; the message says what to do."""
-
 
 # ---------------------------------------------------------------------------------------------
 # Credentials
@@ -171,115 +162,6 @@ def download_competition(dest: Path | None = None) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-# ---------------------------------------------------------------------------------------------
-# Archives
-# ---------------------------------------------------------------------------------------------
-def _safe_member(name: str) -> bool:
-    path = PurePosixPath(name.replace("\\", "/"))
-    return not path.is_absolute() and ".." not in path.parts and not (path.parts and ":" in path.parts[0])
-
-
-ARCHIVE_ADVICE = (f"Pass the competition's own zip instead ({ARCHIVE_NAME}, as downloaded from {DATA_URL} or with "
-                  f"`kaggle competitions download -c {COMPETITION}`), e.g. python -m catsdogs run --archive PATH.")
-
-
-def check_archive(path: Path, required: tuple[str, ...] = REQUIRED_MEMBERS, *, name: str | None = None,
-                  advice: str = ARCHIVE_ADVICE) -> list[str]:
-    """Open a zip and check it whole before use: readable, every CRC right, no member that would
-    land outside the target folder, and the required members present. Returns the member names.
-
-    The message says what is wrong with the file (``name``, default its path) and ends with ``advice``:
-    by default, which file to pass instead. The file may be the user's own, so it is never told to delete it.
-    """
-    path = Path(path)
-    name = name or str(path)
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-            bad = zf.testzip()
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as err:  # zlib.error: damaged compressed data
-        raise DatasetError(f"{name} is not a readable zip ({err}): it is not the {COMPETITION} archive, or a copy "
-                           f"of it that was cut short or damaged. {advice}") from None
-    if bad is not None:
-        raise DatasetError(f"{name} is damaged: its member {bad!r} fails its CRC check, so it is not an intact copy "
-                           f"of the {COMPETITION} archive. {advice}")
-    unsafe = [n for n in names if not _safe_member(n)]
-    if unsafe:
-        raise DatasetError(f"{name} has members that would be written outside the data folder, e.g. {unsafe[0]!r}; "
-                           f"refusing to extract it. It is not the {COMPETITION} archive. {advice}")
-    missing = [m for m in required if m not in names]
-    if missing:
-        raise DatasetError(f"{name} is missing {', '.join(missing)}: it is not the {COMPETITION} archive, which holds "
-                           f"{', '.join(REQUIRED_MEMBERS)}. {advice}")
-    return names
-
-
-def safe_extract(archive: Path, dest: Path, members: list[str] | None = None) -> None:
-    """Extract (selected members of) a zip into ``dest``, refusing any member path that escapes it."""
-    dest = Path(dest).resolve()
-    with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            if members is not None and info.filename not in members:
-                continue
-            if not _safe_member(info.filename) or not (dest / info.filename).resolve().is_relative_to(dest):
-                raise DatasetError(f"{archive} member {info.filename!r} would be written outside {dest}; refusing.")
-            zf.extract(info, dest)
-
-
-def _stamp(path: Path) -> str:
-    st = Path(path).stat()
-    return f"{Path(path).name}:{st.st_size}:{st.st_mtime_ns}"
-
-
-def is_extracted(archive: Path, ws: Workspace) -> bool:
-    """True when the workspace already holds this very archive's photos, checked."""
-    marker = ws.extracted_marker
-    return marker.exists() and json.loads(marker.read_text()).get("archive") == _stamp(archive)
-
-
-def extract_competition(archive: Path, ws: Workspace) -> Workspace:
-    """Unpack the outer archive and the nested ``train.zip`` / ``test.zip`` into the workspace and
-    verify the counts. A second call with the same archive does nothing."""
-    marker = ws.extracted_marker
-    if is_extracted(archive, ws):
-        ws.root.mkdir(parents=True, exist_ok=True)
-        return ws
-    check_archive(archive)
-    ws.local.mkdir(parents=True, exist_ok=True)
-    ws.root.mkdir(parents=True, exist_ok=True)  # the kept folder (split, checkpoints), when elsewhere
-    marker.unlink(missing_ok=True)
-    staging = ws.local / ".staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    safe_extract(archive, staging, list(REQUIRED_MEMBERS))
-    for inner, folder in (("train.zip", ws.train_dir), ("test.zip", ws.test_dir)):
-        check_archive(staging / inner, required=(), name=f"{inner} inside {archive}")
-        shutil.rmtree(folder, ignore_errors=True)
-        safe_extract(staging / inner, ws.local)
-        if not folder.is_dir():
-            raise DatasetError(f"{inner} in {archive} has no {folder.name}/ folder.")
-    os.replace(staging / "sample_submission.csv", ws.sample_submission)
-    shutil.rmtree(staging, ignore_errors=True)
-    counts = verify_counts(ws)
-    marker.write_text(json.dumps({"archive": _stamp(archive), **counts}))
-    return ws
-
-
-def verify_counts(ws: Workspace) -> dict:
-    """Count what was extracted and check it hangs together: both classes present, one sample
-    submission row per test photo."""
-    files, labels = list_labelled(ws.train_dir)
-    test = list_images(ws.test_dir)
-    with open(ws.sample_submission) as f:
-        sample_rows = sum(1 for _ in f) - 1
-    counts = {"train": len(files), "cats": int((labels == 0).sum()), "dogs": int((labels == 1).sum()),
-              "test": len(test), "sample_submission_rows": sample_rows}
-    if counts["cats"] == 0 or counts["dogs"] == 0:
-        raise DatasetError(f"{ws.train_dir} should hold cat.N.jpg and dog.N.jpg photos; found {counts}.")
-    if sample_rows != len(test):
-        raise DatasetError(f"sample_submission.csv has {sample_rows} rows but test/ has {len(test)} photos.")
-    return counts
-
-
 def find_archive(explicit: Path | str | None = None) -> Path | None:
     """The competition archive given by argument or ``$CATSDOGS_ARCHIVE``, or one already in ``data/``."""
     given = explicit or os.environ.get("CATSDOGS_ARCHIVE")
@@ -313,14 +195,14 @@ def prepare_dataset(archive: Path | str | None = None, *, download: bool = True,
         found = find_archive(archive)
         if found is None and download and (has_kaggle_credentials() or colab_credentials(ask_upload)):
             found = download_competition(data_dir())
-            say(f"downloaded {found} from Kaggle")
+            say(f"downloaded {shown(found)} from Kaggle")
         if found is not None:
             return _extract_and_say(found, kaggle_workspace(), say)
         real = kaggle_workspace()
         if real.extracted_marker.exists():  # extracted earlier, archive since moved
-            say(f"Kaggle photos: already in place in {real.local} (extracted earlier)")
+            say(f"Kaggle photos: already in place in {shown(real.local)} (extracted earlier)")
             return real
-        say(f"No {ARCHIVE_NAME} in {data_dir()} and no Kaggle credentials: using the generated DEMO archive "
+        say(f"No {ARCHIVE_NAME} in {shown(data_dir())} and no Kaggle credentials: using the generated DEMO archive "
             "(synthetic pictures). See notebook 01 or the README for the real data.")
     ws = demo_workspace()
     if not ws.archive.exists():
@@ -333,6 +215,6 @@ def _extract_and_say(archive: Path, ws: Workspace, say) -> Workspace:
     extract_competition(archive, ws)
     counts = json.loads(ws.extracted_marker.read_text())
     what = "already in place in" if done else "extracted just now into"
-    say(f"{ws.label}: {what} {ws.local} ({counts['train']:,} labelled, {counts['test']:,} test photos; "
-        f"from {archive})")
+    say(f"{ws.label}: {what} {shown(ws.local)} ({counts['train']:,} labelled, {counts['test']:,} test photos; "
+        f"from {shown(archive)})")
     return ws

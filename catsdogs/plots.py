@@ -114,7 +114,7 @@ def test_time_options(evaluations: dict, matched: float | None = None):
     """Validation accuracy and log loss against the centre crop kept, with and without flip TTA;
     the mean over several crops (multi-crop TTA) as a dashed line.
 
-    ``evaluations``: {(flip_tta, crop): evaluation}, as ``predict.evaluate_options`` returns them.
+    ``evaluations``: {(flip, crop): evaluation}, the crop a tuple for the mean over those crops (notebook 05).
     """
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     for ax, metric in zip(axes, ("log_loss", "accuracy")):
@@ -182,12 +182,3 @@ def attention_from_patch(photo: np.ndarray, maps: dict[str, np.ndarray], *, patc
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
-
-
-def show_code(obj) -> None:
-    """Display the source of a function or class of this package in the notebook."""
-    import inspect
-
-    from IPython.display import Markdown, display
-
-    display(Markdown(f"```python\n{inspect.getsource(obj)}```"))

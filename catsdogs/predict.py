@@ -1,7 +1,9 @@
-"""Inference: P(dog) for photos, the competition's metric, and a model loaded for prediction.
+"""Prediction with a trained model: the ``predict`` command, one photo of a learner's, and labelled
+photos from another source.
 
-Nothing here imports the training code: predicting needs the model, the photos, the device and a
-checkpoint, never an optimiser.
+What the model is shown (flip TTA, centre crops) is notebook 05's code, exported to
+``catsdogs.submission``; nothing here imports the training code, the downloader or the runner:
+predicting needs the model, the photos, the device and a checkpoint, never an optimiser.
 """
 from __future__ import annotations
 
@@ -18,166 +20,18 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import v2
-from tqdm import tqdm
 
+from .archives import DatasetError, safe_extract
 from .checkpoints import load_checkpoint
 from .config import SHIPPED_WEIGHTS, scratch_dir
-from .data import CachedPhotos, ImageCache, default_workers, eval_loader
+from .data import default_workers, eval_loader
 from .device import Device
-from .download import DatasetError, safe_extract
 from .images import CLASSES, UnreadableImage, image_id, list_images, no_pictures_message, read_rgb, warn_unreadable
+from .inference import predict_loader
+from .metrics import Evaluation
 from .model import ModelConfig, build_model
-from .submission import write_submission
-
-
-def log_loss(labels: np.ndarray, probs: np.ndarray, eps: float = 1e-15) -> float:
-    """Kaggle's metric for this competition: mean binary cross-entropy of P(dog)."""
-    p = np.clip(np.asarray(probs, dtype=np.float64), eps, 1 - eps)  # in float32, 1 - 1e-15 rounds to 1
-    return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
-
-
-def accuracy(labels: np.ndarray, probs: np.ndarray) -> float:
-    """The share of photos on the right side of P(dog) = 0.5."""
-    return float(np.mean((np.asarray(probs) >= 0.5) == np.asarray(labels)))
-
-
-def matched_crop(crop_scale: tuple[float, float]) -> float:
-    """The centre crop (fraction of each side) that shows objects at the size training showed them.
-
-    Training crops cover between ``crop_scale[0]`` and ``crop_scale[1]`` of a photo's area, drawn
-    uniformly, and are resized to 224: on average the model sees things magnified by
-    1/sqrt(mean area). A full test photo shows them smaller; cropping its centre to that side fraction
-    and resizing it to 224 undoes the difference (Touvron et al. 2019, "Fixing the train-test
-    resolution discrepancy"). The modern recipe's (0.35, 1) gives 0.82, the blog's (0.08, 1) 0.73; no
-    crop augmentation, (1, 1), gives 1.
-    """
-    return math.sqrt(sum(crop_scale) / 2)
-
-
-def checkpoint_crop(state: dict) -> float:
-    """The matched centre crop for a checkpoint's recipe; 1 (the whole photo) if it records no crops."""
-    crop_scale = state.get("train_config", {}).get("crop_scale")
-    return matched_crop(tuple(crop_scale)) if crop_scale else 1.0
-
-
-def tta_crops(matched: float) -> tuple[float, ...]:
-    """The centre crops seen at test time: the whole photo, the crop matched to training and a few
-    around it. Notebook 05 compares them one by one and their mean (multi-crop TTA: each photo seen
-    from near and far), which ``predict`` uses by default."""
-    return tuple(sorted({1.0, 0.9, round(matched, 2), 0.8, 0.7}, reverse=True))
-
-
-def centre_crop(images: torch.Tensor, fraction: float) -> torch.Tensor:
-    """Keep the central ``fraction`` of each side of a uint8 batch and resize it back to full size."""
-    if fraction >= 1.0:
-        return images
-    if not 0.0 < fraction:
-        raise ValueError(f"the centre crop must keep a fraction in (0, 1] of each side, got {fraction}")
-    size = images.shape[-1]
-    cropped = v2.functional.center_crop(images, [round(size * fraction)] * 2)
-    return v2.functional.resize(cropped, [size, size], antialias=True)
-
-
-Crops = float | tuple[float, ...]
-
-
-def as_crops(crop: Crops) -> tuple[float, ...]:
-    """One centre crop, or several whose predictions are averaged (multi-crop TTA), as a tuple."""
-    crops = (float(crop),) if isinstance(crop, (int, float)) else tuple(float(c) for c in crop)
-    if not crops:
-        raise ValueError("name at least one centre crop (1 = the whole photo)")
-    return crops
-
-
-@torch.inference_mode()
-def _predict_views(model: nn.Module, loader: DataLoader, device: Device, mirror: bool, crop: Crops,
-                   desc: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """P(dog) for every photo of ``loader`` (with several crops, the mean over them); with ``mirror``
-    also for its mirror image (else None); and the second item of its batches (labels, or the reasons
-    photos could not be read) gathered alongside."""
-    model.eval()
-    crops = as_crops(crop)
-    p_dog = lambda x: model(x).float().softmax(dim=1)[:, 1].cpu().double()  # noqa: E731  (averaged in float64)
-    plain, mirrored, seconds = [], [], []
-    for images, second in tqdm(loader, desc=desc, unit="batch", leave=False):
-        for part in images.split(device.batch_limit or len(images)):  # pieces a CPU's caches hold
-            views = [device.input(centre_crop(part, c)) for c in crops]
-            with device.autocast():
-                plain.append(sum(p_dog(x) for x in views) / len(views))
-                if mirror:
-                    mirrored.append(sum(p_dog(x.flip(3)) for x in views) / len(views))
-        seconds += second.tolist() if torch.is_tensor(second) else list(second)
-    if not plain:
-        return np.zeros(0), (np.zeros(0) if mirror else None), np.zeros(0, dtype=np.int64)
-    as_array = lambda probs: torch.cat(probs).cpu().double().numpy()  # noqa: E731
-    return as_array(plain), (as_array(mirrored) if mirror else None), np.asarray(seconds)
-
-
-def _predict(model: nn.Module, loader: DataLoader, device: Device, flip_tta: bool, crop: Crops,
-             desc: str) -> tuple[np.ndarray, np.ndarray]:
-    """P(dog) for every photo of ``loader`` (with ``flip_tta`` the mean over the photo and its mirror
-    image), and the second item of its batches gathered alongside."""
-    plain, mirrored, seconds = _predict_views(model, loader, device, flip_tta, crop, desc)
-    return (plain if mirrored is None else (plain + mirrored) / 2), seconds
-
-
-def predict_probs(model: nn.Module, loader: DataLoader, device: Device, *, flip_tta: bool = False,
-                  crop: Crops = 1.0, desc: str = "predicting") -> np.ndarray:
-    """P(dog) for every photo of ``loader``, in eval mode (no dropout), batched, without autograd.
-
-    With ``flip_tta`` each photo is also seen mirrored and the two probabilities are averaged; with
-    ``crop`` < 1 the model sees the centre of each photo (see :func:`matched_crop`); with several crops,
-    each, and their probabilities are averaged (the photo seen from near and far).
-    """
-    return _predict(model, loader, device, flip_tta, crop, desc)[0]
-
-
-@dataclass
-class Evaluation:
-    """P(dog) for each photo of a labelled loader, and how good they are."""
-
-    probs: np.ndarray
-    labels: np.ndarray
-    accuracy: float
-    log_loss: float
-
-    @classmethod
-    def of(cls, probs: np.ndarray, labels: np.ndarray, **extra) -> "Evaluation":
-        """The probabilities scored against the labels: accuracy and log loss, defined once above
-        (``extra``: a subclass's own fields)."""
-        return cls(probs, labels, accuracy(labels, probs), log_loss(labels, probs), **extra)
-
-
-def evaluate(model: nn.Module, loader: DataLoader, device: Device, *, flip_tta: bool = False,
-             crop: Crops = 1.0) -> Evaluation:
-    """Accuracy and log loss (the competition's metric) of ``model`` on a labelled loader."""
-    probs, labels = _predict(model, loader, device, flip_tta, crop, "evaluating")
-    return Evaluation.of(probs, labels)
-
-
-def evaluate_options(model: nn.Module, loader: DataLoader, device: Device, *,
-                     crops: list[float] | tuple[float, ...]) -> dict[tuple[bool, Crops], Evaluation]:
-    """:func:`evaluate` for every test-time option (flip TTA off and on, each centre crop, and the mean
-    over all the crops: multi-crop TTA), keyed ``(flip_tta, crop)``, the mean's crop being the tuple
-    of crops. Flip TTA's unmirrored half is the plain prediction and the mean reuses each crop's, so
-    each crop takes one pass with two forward passes a photo, not three, and the mean takes none."""
-    plain, mirrored = {}, {}
-    for crop in crops:
-        without, mirror, labels = _predict_views(model, loader, device, True, crop, f"evaluating crop {crop}")
-        plain[(False, crop)] = Evaluation.of(without, labels)
-        mirrored[(True, crop)] = Evaluation.of((without + mirror) / 2, labels)
-    if len(crops) > 1:
-        for options in (plain, mirrored):
-            flip_tta = next(iter(options))[0]
-            options[(flip_tta, tuple(crops))] = Evaluation.of(np.mean([e.probs for e in options.values()], axis=0),
-                                                              labels)
-    return {**plain, **mirrored}
-
-
-def crop_label(crop: Crops) -> str:
-    """A crop as a table shows it: ``0.82``, or ``1.00+0.82`` for the mean over several."""
-    return "+".join(f"{c:.2f}" for c in as_crops(crop))
+from .speed import fast_attention_
+from .submission import checkpoint_crop, tta_crops, tta_predict, write_submission
 
 
 def load_model(checkpoint: Path | None = None, device: Device | None = None) -> tuple[nn.Module, dict]:
@@ -185,19 +39,9 @@ def load_model(checkpoint: Path | None = None, device: Device | None = None) -> 
     device = device or Device.pick()
     path = Path(checkpoint) if checkpoint else SHIPPED_WEIGHTS
     state = load_checkpoint(path, map_location=device.device)
-    model = build_model(ModelConfig(**state.get("model_config", {})))
+    model = fast_attention_(build_model(ModelConfig(**state.get("model_config", {}))))
     model.load_state_dict({k: v.float() for k, v in state["model"].items()})
     return model.to(device.device).eval(), state
-
-
-def predict_cache(model: nn.Module, cache: ImageCache, device: Device, *, flip_tta: bool = False,
-                  crop: Crops = 1.0, batch_size: int = 256) -> np.ndarray:
-    """P(dog) for every row of a decode-once cache, in its order; 0.5 (the label that costs least
-    when we know nothing) for files that could not be read, so a submission is never short."""
-    probs = np.full(len(cache), 0.5)
-    loader = eval_loader(CachedPhotos(cache, np.arange(len(cache))), batch_size=batch_size)
-    probs[cache.ok] = predict_probs(model, loader, device, flip_tta=flip_tta, crop=crop)
-    return probs
 
 
 class PhotoFiles(Dataset):
@@ -218,12 +62,12 @@ class PhotoFiles(Dataset):
         return torch.from_numpy(image).permute(2, 0, 1), error
 
 
-def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, *, flip_tta: bool = True,
-                   clip: float = 0.0, crop: Crops | None = None, batch_size: int = 128,
+def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, *, flip: bool = True,
+                   clip: float = 0.0, crops: tuple[float, ...] | None = None, batch_size: int = 64,
                    workers: int | None = None) -> Path:
     """Write ``id,label`` (label = P(dog)) for every picture in ``images_dir``; nothing else is written.
 
-    The photos are decoded as they stream through the model (no cache on disk). ``crop`` defaults to
+    The photos are decoded as they stream through the model (no cache on disk). ``crops`` defaults to
     the mean over the :func:`tta_crops` of the checkpoint's training crops (:func:`matched_crop`),
     the option notebook 05 chose for the shipped weights. Unreadable
     files get 0.5, the label that costs least when we know nothing, and are named in one warning, so
@@ -234,11 +78,11 @@ def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, 
         raise FileNotFoundError(no_pictures_message(images_dir))
     device = Device.pick()
     model, state = load_model(checkpoint, device)
-    crop = tta_crops(checkpoint_crop(state)) if crop is None else crop
+    crops = tta_crops(checkpoint_crop(state)) if crops is None else tuple(crops)
     workers = min(default_workers(), 4) if workers is None else workers  # decoding overlaps the model
     workers = min(workers, math.ceil(len(files) / batch_size))  # a worker without a batch only costs its start
     loader = DataLoader(PhotoFiles(files), batch_size=batch_size, num_workers=workers, pin_memory=device.type == "cuda")
-    probs, reasons = _predict(model, loader, device, flip_tta, crop, "predicting")
+    probs, reasons = predict_loader(lambda images: tta_predict(model, images, device, crops=crops, flip=flip), loader)
     bad = {f.name: reason for f, reason in zip(files, reasons) if reason}
     with warnings.catch_warnings():
         warnings.simplefilter("always")
@@ -254,12 +98,13 @@ def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, 
 # ---------------------------------------------------------------------------------------------
 # Photos from elsewhere: a learner's own, and a second source of labelled photos
 # ---------------------------------------------------------------------------------------------
-def classify_photo(model: nn.Module, path: Path | str, device: Device, *, flip_tta: bool = True,
-                   crop: Crops = 1.0) -> float:
+def classify_photo(model: nn.Module, path: Path | str, device: Device, *, flip: bool = True,
+                   crops: tuple[float, ...] = (1.0,)) -> float:
     """P(dog) for one photo file, seen as the submission sees a test photo: read upright (a phone
     photo's EXIF orientation applied), resized to 224, then the same flip TTA and centre crop."""
     loader = eval_loader(PhotoFiles([Path(path)]), batch_size=1)
-    probs, reasons = _predict(model, loader, device, flip_tta, crop, "classifying")
+    probs, reasons = predict_loader(lambda images: tta_predict(model, images, device, crops=crops, flip=flip), loader,
+                                    desc="classifying")
     if reasons[0]:
         raise UnreadableImage(f"{path} cannot be read as a picture: {reasons[0]}")
     return float(probs[0])
@@ -342,16 +187,16 @@ class PhotoSetEvaluation(Evaluation):
     name: str = ""
 
 
-def evaluate_photos(model: nn.Module, source: Path | str, device: Device, *, flip_tta: bool = True,
-                    crop: Crops = 1.0, batch_size: int = 64) -> PhotoSetEvaluation:
+def evaluate_photos(model: nn.Module, source: Path | str, device: Device, *, flip: bool = True,
+                    crops: tuple[float, ...] = (1.0,), batch_size: int = 64) -> PhotoSetEvaluation:
     """Accuracy and log loss on labelled photos from another source than Kaggle's (a folder or zip
     with ``cat/`` and ``dog/``), each seen as :func:`classify_photo` sees it. Photos from another
     website show how far the model's skill carries beyond the competition's own photos.
     Unreadable files are named in a warning and left out."""
     source = Path(source).expanduser()
     files, labels = labelled_photos(source)
-    probs, reasons = _predict(model, eval_loader(PhotoFiles(files), batch_size=batch_size), device, flip_tta, crop,
-                              "evaluating")
+    probs, reasons = predict_loader(lambda images: tta_predict(model, images, device, crops=crops, flip=flip),
+                                    eval_loader(PhotoFiles(files), batch_size=batch_size), desc="evaluating")
     keep = np.array([not reason for reason in reasons], dtype=bool)
     warn_unreadable({str(f): r for f, r, k in zip(files, reasons, keep) if not k}, f"in {source} (not used)")
     if not keep.any():

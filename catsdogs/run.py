@@ -1,4 +1,4 @@
-"""Run the numbered notebooks headless, in order, with a real Jupyter kernel (nbclient).
+"""Run the numbered notebooks headless, in order, with papermill (a real Jupyter kernel).
 
 While a notebook runs, the text its cells print (the training's epoch lines, progress bars) is
 echoed to the terminal as it arrives; at the end a summary says how each notebook went, how good
@@ -7,8 +7,8 @@ error) and the path of the executed notebook that holds the full traceback.
 """
 from __future__ import annotations
 
-import ast
 import re
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -16,15 +16,31 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+import papermill
+from papermill.iorw import load_notebook_node
+from papermill.parameterize import parameterize_notebook
+from papermill.exceptions import PapermillExecutionError
 from traitlets.config import Config
 
-from .config import REPO_DIR, data_dir, profile
+from .checkpoints import newest_run, read_history
+from .config import REPO_DIR, data_dir, is_small, parameter_sources, profile, workspace
 
 NOTEBOOK_DIR = REPO_DIR / "notebooks"
 INDENT = "  "
-RESULT_LINES = 5  # a cell's plain-text value is echoed up to this many lines
+# The tests' profile (CATSDOGS_PROFILE=small): the same notebooks, short runs on the tiny demo archive.
+SMALL = {
+    "04": dict(epochs=1, batch_size=32, warmup_epochs=0.0, teacher_epochs=1),
+    "06": dict(image_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+               epochs=2, batch_size=32, lr=2e-3, layer_batch=2, layer_repeats=1, model_depth=2, model_batch=2,
+               model_repeats=1),
+}
+# Recipes besides notebook 04's own (`--recipe NAME`): the blog's, as its notebook trains (Adam at a
+# constant 3e-5: its StepLR is never stepped), batch 64, torchvision's default crops, no teacher, 20 epochs.
+RECIPES = {
+    "blog": dict(recipe="blog", init="default", epochs=20, batch_size=64, optimizer="adam", lr=3e-5, weight_decay=0.0,
+                 schedule="constant", warmup_epochs=0.0, label_smoothing=0.0, crop_scale=(0.08, 1.0), grad_clip=0.0,
+                 distill=0.0),
+}
 # CSI sequences (colours, cursor moves), OSC sequences (titles, links) and two-byte escapes
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 
@@ -108,64 +124,29 @@ class StreamEcho:
 
     def _write_line(self, line: str) -> None:
         if "\r" in line:  # redrawn in place: keep what was drawn last; a bar cleared with spaces is gone
-            line = next((part for part in reversed(line.split("\r")) if part), "")
+            line = final_text(line)
             if not line.strip():
                 return
         self.out.write(INDENT + line + "\n")
 
 
-def _rich_marker(data: dict[str, Any]) -> str | None:
-    """A short stand-in for a figure or table, which a terminal cannot show; None for plain text."""
-    if any(kind.startswith("image/") for kind in data):
-        return "[figure]"
-    if "text/html" in data:
-        return "[table]" if "<table" in str(data["text/html"]) else "[html output]"
-    if "text/markdown" in data:
-        return "[markdown]"
-    if set(data) - {"text/plain"}:
-        return f"[{sorted(set(data) - {'text/plain'})[0]} output]"
-    return None
+class _Stream:
+    """A file-like view of one stream (stdout or stderr) of a :class:`StreamEcho`, for papermill."""
 
+    def __init__(self, echo: StreamEcho, name: str):
+        self.echo, self.name = echo, name
 
-class EchoingClient(NotebookClient):
-    """A NotebookClient that echoes each cell's printed text while the cell runs (not when it ends),
-    and remembers which cell it is running so that a failure can name it."""
+    def write(self, text: str) -> None:
+        self.echo.write(text, self.name)
 
-    def __init__(self, nb: nbformat.NotebookNode, echo: StreamEcho, **kw: Any):
-        super().__init__(nb, **kw)
-        self.echo = echo
-        self.current_cell: tuple[int, nbformat.NotebookNode] | None = None  # (index, cell)
-
-    async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
-        self.current_cell = (cell_index, cell)
-        try:
-            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
-        finally:
-            self.echo.finish()
-
-    def process_message(self, msg, cell, cell_index):
-        kind, content = msg["msg_type"], msg["content"]
-        if kind == "stream":
-            self.echo.write(content.get("text", ""), content.get("name", "stdout"))
-        elif kind in ("display_data", "execute_result"):
-            data = content.get("data", {})
-            marker = _rich_marker(data)
-            if marker:
-                self.echo.note(marker)
-            elif data.get("text/plain"):  # a cell's value: a number is worth showing, a model's repr is not
-                lines = data["text/plain"].rstrip("\n").splitlines()
-                more = f"\n… {len(lines) - RESULT_LINES} more lines in the executed notebook" \
-                    if len(lines) > RESULT_LINES else ""
-                self.echo.write("\n".join(lines[:RESULT_LINES]) + more + "\n")
-        # errors are not echoed: the one-line report at the end of the notebook names them
-        return super().process_message(msg, cell, cell_index)
+    def flush(self) -> None:
+        pass
 
 
 def kernel_config() -> Config:
     """Kernel manager settings. ipykernel >= 7.4 warns "Kernel is running over TCP without
     encryption" on every start unless the manager gives it CurveZMQ keys; asking for them (when our
-    libzmq has Curve and the kernel says it supports it: ``auto``) removes the cause of the warning
-    rather than hiding the kernel's log, which may carry real problems."""
+    libzmq has Curve) removes the cause of the warning rather than hiding the kernel's log."""
     import zmq
 
     return Config({"KernelManager": {"transport_encryption": "auto"}}) if zmq.has("curve") else Config()
@@ -195,62 +176,80 @@ def _first_line(text: str) -> str:
     return next((line.strip() for line in strip_ansi(text).splitlines() if line.strip()), "")
 
 
-def describe_failure(name: str, err: BaseException, client: EchoingClient) -> str:
+def describe_failure(name: str, err: BaseException) -> str:
     """One line: the notebook, the cell (its In [n] number and first source line), the error."""
-    where = ""
-    if client.current_cell is not None:
-        index, cell = client.current_cell
-        # the In [n] of the executed notebook; counting code cells would also count the empty ones, never run
-        number = cell.get("execution_count") or sum(1 for c in client.nb.cells[: index + 1] if c.cell_type == "code")
-        where = f", cell {number} (`{_first_line(cell.source)[:60]}`)"
-    if isinstance(err, CellExecutionError):
+    if isinstance(err, PapermillExecutionError):
         message = _first_line(err.evalue)
         what = f"{strip_ansi(err.ename)}: {message}" if message else strip_ansi(err.ename)
-    else:  # the kernel died, a cell timed out, the kernel did not start
-        what = f"{type(err).__name__}: {_first_line(str(err))}"
-    return f"✗ {name} failed{where}: {what}"
+        return f"✗ {name} failed, cell {err.exec_count} (`{_first_line(err.source)[:60]}`): {what}"
+    return f"✗ {name} failed: {type(err).__name__}: {_first_line(str(err))}"  # the kernel died, a time-out...
 
 
-def parameter_values(nb: nbformat.NotebookNode) -> dict[str, str]:
-    """What the notebook's cell tagged ``parameters`` assigns (papermill's convention): name -> the
-    value's source text."""
-    cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
-    if cell is None:
-        return {}
-    tree = ast.parse(cell.source)
-    return {target.id: ast.unparse(node.value) for node in tree.body if isinstance(node, ast.Assign)
-            for target in node.targets if isinstance(target, ast.Name)}
+def parameters_for(notebook: Path, parameters: dict[str, Any], *, recipe: str | None = None,
+                   small: bool = False) -> dict[str, Any]:
+    """The parameters one notebook gets: a recipe's values (notebook 04), then the small profile's,
+    then ``parameters`` (``-p NAME=VALUE``), each only where the notebook's parameters cell has the name."""
+    number, names = notebook.name[:2], parameter_sources(notebook)
+    chosen = {**(RECIPES[recipe] if recipe and number == "04" else {}), **(SMALL.get(number, {}) if small else {}),
+              **parameters}
+    return {name: value for name, value in chosen.items() if name in names}
 
 
-def parameter_names(nb: nbformat.NotebookNode) -> set[str]:
-    """The names the notebook's ``parameters`` cell assigns."""
-    return set(parameter_values(nb))
+def final_text(text: str) -> str:
+    """Printed text as a terminal finally shows it: of a line redrawn in place (a progress bar's
+    carriage returns) its last drawing; a line left blank by a bar that cleared itself, dropped."""
+    lines = [next((part for part in reversed(line.split("\r")) if part), "") if "\r" in line else line
+             for line in text.split("\n")]
+    return "\n".join(line for line, raw in zip(lines, text.split("\n")) if line.strip() or "\r" not in raw)
 
 
-def inject_parameters(nb: nbformat.NotebookNode, parameters: dict[str, Any]) -> dict[str, Any]:
-    """Put a cell tagged ``injected-parameters`` right after the ``parameters`` cell that sets those of
-    ``parameters`` the notebook has (as papermill does); returns what was injected."""
-    chosen = {name: value for name, value in parameters.items() if name in parameter_names(nb)}
-    if chosen:
-        index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
-        source = "# Injected parameters\n" + "\n".join(f"{name} = {value!r}" for name, value in chosen.items())
-        nb.cells.insert(index + 1, nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]}))
-    return chosen
+def without_run_metadata(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The notebook as it is committed: what papermill records about one run (timestamps, durations,
+    empty tags) dropped, and progress bars as they ended (:func:`final_text`), not every redraw."""
+    nb.metadata.pop("papermill", None)
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                output["text"] = final_text(output["text"])
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        if cell.metadata.get("tags") == []:
+            del cell.metadata["tags"]
+    return nb
+
+
+def small_copies(folder: Path, dest: Path) -> list[Path]:
+    """Copies of the numbered notebooks in ``dest``, each with the small profile's parameters
+    (:data:`SMALL`) injected as papermill injects them, and the notebooks' own modules beside them:
+    what the tests run with nbval."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for module in Path(folder).glob("*.py"):
+        shutil.copy2(module, dest / module.name)
+    copies = []
+    for path in notebooks(folder=folder):
+        nb, small = load_notebook_node(str(path)), parameters_for(path, {}, small=True)
+        if small:
+            nb = parameterize_notebook(nb, small, kernel_name="python3", language="python")
+        nbformat.write(nb, dest / path.name)
+        copies.append(dest / path.name)
+    return copies
 
 
 def run_notebooks(only: list[str] | None = None, out_dir: Path | None = None, *, inplace: bool = False,
                   timeout: int | None = None, folder: Path = NOTEBOOK_DIR, parameters: dict[str, Any] | None = None,
-                  out: TextIO | None = None) -> list[NotebookResult]:
-    """Execute the notebooks in ``folder`` in order, echoing their printed text, then print a summary.
+                  recipe: str | None = None, out: TextIO | None = None) -> list[NotebookResult]:
+    """Execute the notebooks in ``folder`` in order with papermill, echoing their printed text, then
+    print a summary.
 
     Outputs go to ``data/runs/<profile>/`` (the committed notebooks keep theirs) unless ``inplace``;
     a failed notebook always goes there. ``parameters`` override the values of the notebooks' cells
-    tagged ``parameters`` (each notebook gets those it has). The kernel inherits this process's
-    environment (``CATSDOGS_PROFILE``, ``CATSDOGS_DATA``...). Stops at the first failing cell and raises
-    :class:`NotebookFailed` after the summary (so that callers cannot mistake a failure for success)."""
+    tagged ``parameters`` (each notebook gets those it has; a name no notebook has is an error), as
+    does ``recipe`` (a name in :data:`RECIPES`) for notebook 04; the small profile
+    (``CATSDOGS_PROFILE=small``) injects :data:`SMALL`. The kernel inherits this process's
+    environment. Stops at the first failing cell and raises :class:`NotebookFailed` after the summary."""
     parameters = dict(parameters or {})
-    if parameters and inplace:
-        raise ValueError("--inplace keeps each notebook's own parameters: leave out the parameters, or --inplace.")
+    if recipe is not None and recipe not in RECIPES:
+        raise ValueError(f"no recipe {recipe!r}: the recipes besides notebook 04's own are {', '.join(RECIPES)}")
     out = out if out is not None else sys.stdout
     echo = StreamEcho(out)
     out_dir = Path(out_dir or data_dir() / "runs" / profile())
@@ -259,36 +258,42 @@ def run_notebooks(only: list[str] | None = None, out_dir: Path | None = None, *,
     if not paths:
         numbered = f" is numbered {' or '.join(only)}" if only else ""
         raise FileNotFoundError(f"no numbered notebook in {folder}{numbered}")
-    known = set().union(*(parameter_names(nbformat.read(path, as_version=4)) for path in paths))
+    known = set().union(*(parameter_sources(path) for path in paths))
     unknown = sorted(set(parameters) - known)
     if unknown:
         raise ValueError(f"no notebook run here has a parameter {', '.join(unknown)} (they have: {', '.join(sorted(known))})")
+    injected = [parameters_for(path, parameters, recipe=recipe, small=is_small()) for path in paths]
+    if inplace and any(injected):
+        raise ValueError("--inplace keeps each notebook's own parameters: leave out the parameters (and the small "
+                         "profile), or --inplace.")
     results = [NotebookResult(path.name) for path in paths]
-    for path, result in zip(paths, results):
+    for path, result, chosen in zip(paths, results, injected):
         print(f"▶ {path.name}", file=out, flush=True)
+        if chosen:
+            print(INDENT + "parameters: " + ", ".join(f"{k} = {v!r}" for k, v in chosen.items()), file=out)
+        result.executed = out_dir / path.name
         start = time.monotonic()
-        nb = nbformat.read(path, as_version=4)
-        injected = inject_parameters(nb, parameters)
-        if injected:
-            print(INDENT + "parameters: " + ", ".join(f"{k} = {v!r}" for k, v in injected.items()), file=out)
-        client = EchoingClient(nb, echo, timeout=timeout, startup_timeout=300, kernel_name="python3",
-                               coalesce_streams=True, config=kernel_config(),
-                               resources={"metadata": {"path": str(path.parent)}})
         try:
-            client.execute()
+            papermill.execute_notebook(str(path), str(result.executed), parameters=chosen, kernel_name="python3", language="python",
+                                       progress_bar=False, stdout_file=_Stream(echo, "stdout"),
+                                       stderr_file=_Stream(echo, "stderr"), cwd=str(path.parent),
+                                       start_timeout=300, execution_timeout=timeout, coalesce_streams=True,
+                                       config=kernel_config())
             result.status = "ok"
         except Exception as err:  # noqa: BLE001 - any failure is reported in one line, not a traceback
-            result.status, result.error = "failed", describe_failure(path.name, err, client)
-        finally:  # a failed run never overwrites the committed notebook
+            result.status, result.error = "failed", describe_failure(path.name, err)
+        finally:
+            echo.finish()
             result.seconds = time.monotonic() - start
-            result.executed = path if inplace and result.status == "ok" else out_dir / path.name
-            nbformat.write(nb, result.executed)
         if result.error:
             print(result.error, file=out)
             print(f"  full traceback: {result.executed}", file=out, flush=True)
             break
+        if inplace:  # only a notebook that ran to the end replaces the committed one
+            nbformat.write(without_run_metadata(nbformat.read(result.executed, as_version=4)), path)
+            result.executed = path
         print(f"  ✓ {path.name} ok in {format_seconds(result.seconds)}", file=out, flush=True)
-    print_summary(results, out_dir, out=out, recipe=parameters.get("recipe", "modern"))
+    print_summary(results, out_dir, out=out)
     if any(r.status == "failed" for r in results):
         raise NotebookFailed(results)
     return results
@@ -304,31 +309,8 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
-@dataclass(frozen=True)
-class RunOutputs:
-    """Where a run leaves its results, and what data it ran on."""
-
-    data_label: str
-    submission: Path
-    checkpoints: Path
-    history: Path
-
-
-def run_outputs(recipe: str = "modern") -> RunOutputs:
-    """The one place that knows where the notebooks put their results (the summary reads it): notebook
-    04's run folder is named by its ``recipe`` parameter. Imported here, not at module level, because
-    the command sets CATSDOGS_* first."""
-    import catsdogs
-
-    ws = catsdogs.workspace()
-    run_dir = ws.run_dir(recipe)
-    return RunOutputs(data_label=ws.label, submission=ws.submission, checkpoints=run_dir,
-                      history=run_dir / "history.json")
-
-
-def print_summary(results: list[NotebookResult], out_dir: Path, *, out: TextIO | None = None,
-                  recipe: str = "modern") -> None:
-    """Each notebook's status and time; the validation scores of the ``recipe`` notebook 04 trained;
+def print_summary(results: list[NotebookResult], out_dir: Path, *, out: TextIO | None = None) -> None:
+    """Each notebook's status and time; the validation scores of the run notebook 04 trained last;
     where the results are."""
     out = out if out is not None else sys.stdout
     lines = ["", "Summary"]
@@ -337,22 +319,22 @@ def print_summary(results: list[NotebookResult], out_dir: Path, *, out: TextIO |
         took = format_seconds(r.seconds) if r.seconds is not None else ""
         lines.append(f"  {r.status:<8} {r.name:<{width}}  {took}".rstrip())
     try:
-        from .checkpoints import read_history
-
-        where = run_outputs(recipe)
-        rows = [row for row in read_history(where.history) if isinstance(row.get("val_loss"), (int, float))]
+        ws = workspace()  # read now: the command sets CATSDOGS_* before the run
+        run = newest_run(ws.checkpoint_dir)
+        rows = [row for row in read_history(run / "history.json") if isinstance(row.get("val_loss"), (int, float))] \
+            if run else []
     except Exception as err:  # noqa: BLE001 - a summary must not hide the run's own result
         lines.append(f"  (results not located: {err})")
     else:
         if rows:
             best = min(rows, key=lambda row: row["val_loss"])
-            lines.append(f"  model:        best epoch {best.get('epoch', '?')} of {len(rows)} (lowest validation log "
-                         f"loss): accuracy {best.get('val_acc', float('nan')):.4f}, log loss {best['val_loss']:.4f}")
+            lines.append(f"  model:        {run.name}, best epoch {best.get('epoch', '?')} of {len(rows)} (lowest validation "
+                         f"log loss): accuracy {best.get('val_acc', float('nan')):.4f}, log loss {best['val_loss']:.4f}")
         else:
-            lines.append(f"  model:        none trained yet (no validation scores in {where.history})")
-        lines.append(f"  data:         {where.data_label}")
-        lines.append(f"  submission:   {where.submission}" + ("" if where.submission.exists() else " (not written)"))
-        lines.append(f"  checkpoints:  {where.checkpoints}" + ("" if where.checkpoints.exists() else " (none)"))
+            lines.append(f"  model:        none trained yet (no run in {ws.checkpoint_dir})")
+        lines.append(f"  data:         {ws.label}")
+        lines.append(f"  submission:   {ws.submission}" + ("" if ws.submission.exists() else " (not written)"))
+        lines.append(f"  checkpoints:  {run or ws.checkpoint_dir}" + ("" if run else " (none)"))
     executed = sorted({str(r.executed.parent) for r in results if r.executed})
     lines.append(f"  notebooks:    {', '.join(executed) if executed else out_dir} (executed)")
     print("\n".join(lines), file=out, flush=True)

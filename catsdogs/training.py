@@ -1,180 +1,159 @@
-"""Training: the recipe, the optimisers and their schedule, one epoch of training, and the epochs.
-
-Notebook 04 sets the recipe in its ``parameters`` cell and shows :func:`train_epoch` and :func:`fit`
-where it explains them; the CNN teacher (``catsdogs.teacher``) and notebook 06 train with the same
-two functions.
-"""
+"""Generated from notebooks/04_train.ipynb by scripts/export_lessons.py: the code of its cells marked
+``#| export``. Edit the notebook, not this file, then run the script."""
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import asdict, dataclass, fields, replace
-from pathlib import Path
-from typing import Callable
-
 import torch
+import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
-
-from .checkpoints import epoch_line, load_checkpoint, save_checkpoint, write_history
-from .device import Device
-from .muon import BatchedMuon
-from .predict import evaluate
-
-# The tests' profile (CATSDOGS_PROFILE=small): the same notebooks, one short epoch on the tiny demo.
-SMALL = dict(epochs=1, batch_size=32, warmup_epochs=0.0, teacher_epochs=1)
-
-# The blog's recipe: Adam at a constant 3e-5 (its StepLR is never stepped), batch 64, random resized
-# crops at torchvision's default scale, plain cross-entropy, 20 epochs, no teacher.
-BLOG = dict(recipe="blog", init="default", epochs=20, batch_size=64, optimizer="adam", lr=3e-5, weight_decay=0.0,
-            schedule="constant", warmup_epochs=0.0, label_smoothing=0.0, crop_scale=(0.08, 1.0), grad_clip=0.0,
-            distill=0.0)
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """One training recipe; the defaults are the modern one, :data:`BLOG` the blog's."""
-
-    recipe: str = "modern"
-    init: str = "mimetic"  # "mimetic" (attention starts local, see model.mimetic_init_) or "default" (the libraries')
-    epochs: int = 30
-    batch_size: int = 128
-    optimizer: str = "muon"  # "adam" (blog), "adamw", or "muon" (Muon for the transformer's matrices, AdamW elsewhere)
-    lr: float = 1e-3  # Adam / AdamW
-    weight_decay: float = 0.05
-    muon_lr: float = 0.006  # Muon's own scale: its steps are orthogonalised, not divided by a running RMS
-    muon_weight_decay: float = 0.008  # lr x decay about equal to AdamW's (0.006 x 0.008 ~ 1e-3 x 0.05)
-    schedule: str = "cosine"  # "constant" (blog) or warm-up then "cosine"
-    warmup_epochs: float = 2.0
-    label_smoothing: float = 0.1
-    crop_scale: tuple[float, float] = (0.35, 1.0)  # random resized crop: share of the photo kept
-    grad_clip: float = 1.0  # clip the gradient norm to this; 0 = off
-    distill: float = 1.0  # weight of the CNN teacher's predictions in the loss (catsdogs.teacher); 0 = labels only
-    seed: int = 42
-    precision: str = "auto"  # "auto", "bf16", "fp16" or "fp32"
-    compile_model: bool = False  # torch.compile the model (measured slower on the 2-core CPU: see notebook 04)
-    limit_train: int = 0  # 0 = all training photos; a number keeps the first N (quick runs)
-
-    @classmethod
-    def blog(cls, **overrides) -> "TrainConfig":
-        return cls(**{**BLOG, **overrides})
-
-    @classmethod
-    def from_values(cls, values: dict) -> "TrainConfig":
-        """The recipe from plain values, e.g. a notebook's ``globals()``: each field by its name."""
-        found = {f.name: values[f.name] for f in fields(cls) if f.name in values}
-        if "crop_scale" in found:
-            found["crop_scale"] = tuple(found["crop_scale"])
-        return cls(**found)
-
-    def small(self) -> "TrainConfig":
-        """This recipe cut to the tests' profile (:data:`SMALL`)."""
-        return replace(self, **{k: v for k, v in SMALL.items() if k in {f.name for f in fields(self)}})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+def conv_stage(c_in: int, c_out: int) -> nn.Sequential:
+    """Halve the picture and widen it: two 3x3 convolutions, each followed by batch norm and ReLU."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+                         nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
-def make_optimizers(model: nn.Module, config: TrainConfig) -> list[torch.optim.Optimizer]:
+class Teacher(nn.Module):
+    """A small CNN, widths 24-48-96-192-192 (1.3 M parameters). It takes the student's own input
+    (224x224, normalised) and shrinks it to ``image_size`` first, so it answers for the very crop the
+    student sees and trains with the student's loop."""
+
+    def __init__(self, *, width: int = 24, image_size: int = 128):
+        super().__init__()
+        w, self.image_size = width, image_size
+        self.net = nn.Sequential(
+            nn.Conv2d(3, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+            conv_stage(w, 2 * w), conv_stage(2 * w, 4 * w), conv_stage(4 * w, 8 * w), conv_stage(8 * w, 8 * w),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(8 * w, 2),
+        ).to(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.image_size:  # plain bilinear: antialiasing has no bf16 kernel on a CPU
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
+        return self.net(x.contiguous(memory_format=torch.channels_last))
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the student's prediction against the teacher's probabilities (the KL
+    divergence up to a constant): the student is pulled towards how sure the teacher is."""
+    return -(teacher_logits.softmax(dim=1) * student_logits.log_softmax(dim=1)).sum(dim=1).mean()
+
+
+import math
+
+from catsdogs.speed import BatchedMuon
+
+
+def make_optimizers(model: nn.Module, *, optimizer: str, lr: float, weight_decay: float, muon_lr: float = 0.006,
+                    muon_weight_decay: float = 0.008) -> list[torch.optim.Optimizer]:
     """Adam (blog); AdamW; or Muon for the transformer blocks' weight matrices plus AdamW for the
-    rest (patch embedding, head, norms, biases, position embedding). Weight decay only on weight
-    matrices, never on norms, biases, the position embedding or the class token. A plain list: the
-    training step steps each one."""
-    if config.optimizer == "adam":
-        return [torch.optim.Adam(model.parameters(), lr=config.lr)]
-    if config.optimizer not in ("adamw", "muon"):
-        raise ValueError(f"optimizer must be 'adam', 'adamw' or 'muon', not {config.optimizer!r}.")
+    rest. Weight decay only on weight matrices, never on norms, biases, the position embedding or the
+    class token. A plain list: the training step steps each one."""
+    if optimizer == "adam":
+        return [torch.optim.Adam(model.parameters(), lr=lr)]
+    if optimizer not in ("adamw", "muon"):
+        raise ValueError(f"optimizer must be 'adam', 'adamw' or 'muon', not {optimizer!r}.")
 
     def for_muon(name: str, param: torch.Tensor) -> bool:  # the matrices inside the transformer blocks
-        return config.optimizer == "muon" and param.ndim == 2 and name.startswith("transformer.")
+        return optimizer == "muon" and param.ndim == 2 and name.startswith("transformer.")
 
-    def decays(name: str, param: torch.Tensor) -> bool:  # vit-pytorch says pos_embedding, Hugging Face position_embeddings
+    def decays(name: str, param: torch.Tensor) -> bool:  # vit-pytorch: pos_embedding; Hugging Face: position_embeddings
         return param.ndim >= 2 and not any(key in name for key in ("pos_embedding", "position_embedding", "cls_token"))
 
     rest = [(n, p) for n, p in model.named_parameters() if not for_muon(n, p)]
-    adamw = torch.optim.AdamW([{"params": [p for n, p in rest if decays(n, p)], "weight_decay": config.weight_decay},
-                               {"params": [p for n, p in rest if not decays(n, p)], "weight_decay": 0.0}], lr=config.lr)
-    if config.optimizer == "adamw":
+    adamw = torch.optim.AdamW([{"params": [p for n, p in rest if decays(n, p)], "weight_decay": weight_decay},
+                               {"params": [p for n, p in rest if not decays(n, p)], "weight_decay": 0.0}], lr=lr)
+    if optimizer == "adamw":
         return [adamw]
-    if not hasattr(torch.optim, "Muon"):
-        raise RuntimeError(f"torch {torch.__version__} has no torch.optim.Muon (it arrived in torch 2.9): "
-                           "pip install -U 'torch>=2.9', or set optimizer = \"adamw\" in notebook 04's parameters.")
-    muon = BatchedMuon([p for n, p in model.named_parameters() if for_muon(n, p)], lr=config.muon_lr,
-                       weight_decay=config.muon_weight_decay)  # torch.optim.Muon, batched by shape (catsdogs.muon)
+    muon = BatchedMuon([p for n, p in model.named_parameters() if for_muon(n, p)], lr=muon_lr,
+                       weight_decay=muon_weight_decay)
     return [muon, adamw]
 
 
-def lr_factor(step: int, config: TrainConfig, steps_per_epoch: int) -> float:
-    """The learning rate at ``step`` as a share of the peak: linear warm-up, then cosine to zero."""
-    if config.schedule == "constant":
+def lr_factor(step: int, *, schedule: str, warmup_steps: int, total_steps: int) -> float:
+    """The learning rate at ``step`` as a share of the peak: constant, or linear warm-up then cosine to zero."""
+    if schedule == "constant":
         return 1.0
-    warmup = int(config.warmup_epochs * steps_per_epoch)
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, config.epochs * steps_per_epoch - warmup)
+    if schedule != "cosine":
+        raise ValueError(f"schedule must be 'cosine' or 'constant', not {schedule!r}.")
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def make_schedulers(optimizers: list[torch.optim.Optimizer], config: TrainConfig,
-                    steps_per_epoch: int) -> list[torch.optim.lr_scheduler.LambdaLR]:
-    """One per-step schedule (:func:`lr_factor`) for each optimiser, each from its own peak rate."""
-    return [torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, config, steps_per_epoch))
-            for opt in optimizers]
+def make_schedulers(optimizers: list, **schedule) -> list[torch.optim.lr_scheduler.LambdaLR]:
+    """One per-step schedule (:func:`lr_factor` with these keywords) for each optimiser, from its own peak."""
+    return [torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, **schedule)) for opt in optimizers]
 
 
-LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, labels, model input) → loss
+def make_loss(*, label_smoothing: float = 0.0, teacher: nn.Module | None = None, distill: float = 0.0, device=None):
+    """The training loss ``loss_fn(logits, labels, x)``."""
+    criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+    def loss_fn(logits: torch.Tensor, labels: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        loss = criterion(logits, labels)
+        if teacher is not None and distill:  # DeiT: learn from the label and from the teacher's answer
+            with torch.no_grad(), device.autocast():
+                answer = teacher(x).float()
+            loss = (1 - distill) * loss + distill * distillation_loss(logits, answer)
+        return loss
+
+    return loss_fn
+
+
+import time
+
+from tqdm import tqdm
 
 
 def train_epoch(model: nn.Module, loader, *, optimizers: list, schedulers: list, scaler: torch.amp.GradScaler,
-                device: Device, loss_fn: LossFn, grad_clip: float = 0.0, desc: str = "training") -> dict:
-    """One pass over the training photos: forward in mixed precision, loss, backward, step.
-
-    ``loss_fn(logits, labels, x)`` sees the model's input too, so a teacher can answer for the very
-    same crops. Where the device takes fewer photos at once than a batch (``device.batch_limit``: a
-    CPU in fp32), the batch goes through in pieces whose gradients add up to the whole batch's.
-    Returns the epoch's mean loss, accuracy and training images per second.
-    """
+                device, loss_fn, grad_clip: float = 0.0, desc: str = "training") -> dict:
+    """One pass over the training photos. Returns the epoch's mean loss, accuracy and photos per second."""
     model.train()
-    started = time.time()
-    loss_sum, correct, seen = torch.zeros((), device=device.device), torch.zeros((), device=device.device), 0
+    started, seen = time.time(), 0
+    loss_sum, correct = torch.zeros((), device=device.device), torch.zeros((), device=device.device)
     for images, labels in tqdm(loader, desc=desc, unit="batch", mininterval=2, leave=False):
+        x, y = device.input(images), labels.to(device.device, non_blocking=True)
         model.zero_grad(set_to_none=True)
-        piece = device.batch_limit or len(labels)
-        for part, part_labels in zip(images.split(piece), labels.split(piece)):
-            x, y = device.input(part), part_labels.to(device.device, non_blocking=True)
-            with device.autocast():
-                logits = model(x).float()
-            loss = loss_fn(logits, y, x)
-            scaler.scale(loss * len(y) / len(labels)).backward()  # the batch's mean loss, one piece at a time
-            loss_sum += loss.detach() * len(y)  # detach: keep the number, not the autograd graph
-            correct += (logits.argmax(dim=1) == y).sum()
-            seen += len(y)
+        with device.autocast():
+            logits = model(x).float()
+        loss = loss_fn(logits, y, x)
+        scaler.scale(loss).backward()
         if grad_clip:
             for optimizer in optimizers:
                 scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         for optimizer in optimizers:
-            scaler.step(optimizer)
+            scaler.step(optimizer)  # optimizer.step(), skipped if fp16 gradients overflowed
         scaler.update()
         for scheduler in schedulers:
             scheduler.step()
+        loss_sum += loss.detach() * len(y)  # detach: keep the number, not the autograd graph
+        correct += (logits.argmax(dim=1) == y).sum()
+        seen += len(y)
     return dict(loss=(loss_sum / max(seen, 1)).item(), acc=(correct / max(seen, 1)).item(),
                 train_img_s=seen / (time.time() - started))
 
 
-def resume(path: Path, expected: dict, *, model: nn.Module, optimizers: list, schedulers: list,
-           scaler: torch.amp.GradScaler, device: Device) -> list[dict]:
+from pathlib import Path
+
+from catsdogs.checkpoints import epoch_line, load_checkpoint, save_checkpoint, write_history
+from catsdogs.config import shown
+from catsdogs.inference import evaluate
+
+
+def resume(path: Path, identity: dict, *, model: nn.Module, optimizers: list, schedulers: list, scaler) -> list[dict]:
     """Load a run's ``last.pt`` into the model, optimisers, schedules and scaler if it was written with
-    the same recipe (every entry of ``expected`` equal to the checkpoint's), and return its history;
-    empty when there is nothing to resume. A run with another recipe is moved aside, never overwritten."""
-    path = Path(path)
-    if not path.exists():
+    the same ``identity`` (recipe and model), and return its history; empty when there is nothing to
+    resume. A run with another identity is moved aside, never overwritten."""
+    if not Path(path).exists():
         return []
-    state = load_checkpoint(path, device.device)
-    if any(state.get(key) != value for key, value in expected.items()):
-        kept = path.parent.with_name(f"{path.parent.name}.previous-{time.strftime('%Y%m%d-%H%M%S')}")
-        path.parent.rename(kept)
-        print(f"the recipe changed: the earlier run is kept in {kept}; starting afresh")
+    state = load_checkpoint(path)
+    if any(state.get(key) != value for key, value in identity.items()):
+        kept = Path(path).parent.with_name(f"{Path(path).parent.name}.previous-{time.strftime('%Y%m%d-%H%M%S')}")
+        Path(path).parent.rename(kept)
+        print(f"the recipe changed: the earlier run is kept in {shown(kept)}; starting afresh")
         return []
     model.load_state_dict(state["model"])
     for thing, saved in zip([*optimizers, *schedulers, scaler], [*state["optimizers"], *state["schedulers"], state["scaler"]]):
@@ -182,35 +161,29 @@ def resume(path: Path, expected: dict, *, model: nn.Module, optimizers: list, sc
     return state["history"]
 
 
-def fit(model: nn.Module, train_loader, val_loader, *, config: TrainConfig, device: Device, loss_fn: LossFn,
-        run_dir: Path | None = None, name: str = "", extra: dict | None = None) -> list[dict]:
-    """Train for ``config.epochs``: each epoch :func:`train_epoch`, then :func:`~catsdogs.predict.evaluate`
-    on the validation photos, a log line, and (with a ``run_dir``) ``last.pt``, ``best.pt`` (lowest
-    validation log loss) and ``history.json``. A run that was interrupted resumes after its last
-    finished epoch, with the same crops and order as if it had not been. Returns the history."""
-    optimizers = make_optimizers(model, config)
-    schedulers = make_schedulers(optimizers, config, steps_per_epoch=len(train_loader))
-    scaler = device.grad_scaler()
-    identity = dict(train_config=config.to_dict(), **(extra or {}))  # what a resumed run must match
-    history = []
+def fit(model: nn.Module, train_loader, val_loader, *, optimizers: list, schedulers: list, scaler, device, loss_fn,
+        epochs: int, seed: int = 0, grad_clip: float = 0.0, run_dir: Path | None = None, identity: dict | None = None,
+        name: str = "") -> list[dict]:
+    """Train for ``epochs``: each a :func:`train_epoch`, the validation photos, a log line and (with a
+    ``run_dir``) ``last.pt``, ``best.pt`` (lowest validation log loss) and ``history.json``. An
+    interrupted run resumes after its last finished epoch, with the same crops and order."""
+    identity, history = identity or {}, []
     if run_dir is not None:
         history = resume(Path(run_dir) / "last.pt", identity, model=model, optimizers=optimizers,
-                         schedulers=schedulers, scaler=scaler, device=device)
+                         schedulers=schedulers, scaler=scaler)
         if history:
-            done = "already trained" if len(history) >= config.epochs else "resuming after"
-            print(f"{name}{done} epoch {len(history)} of {config.epochs}: {Path(run_dir) / 'last.pt'}")
+            print(f"{name}{'already trained' if len(history) >= epochs else 'resuming after'} epoch {len(history)} of {epochs}")
 
     def save(path: Path) -> None:
         save_checkpoint(path, model=model.state_dict(), optimizers=[o.state_dict() for o in optimizers],
                         schedulers=[s.state_dict() for s in schedulers], scaler=scaler.state_dict(),
                         epoch=len(history), history=history, **identity)
 
-    for epoch in range(len(history), config.epochs):
-        torch.manual_seed(config.seed + epoch)  # the same crops and order whether or not the run was resumed
+    for epoch in range(len(history), epochs):
+        torch.manual_seed(seed + epoch)  # the same crops and order whether or not the run was resumed
         started = time.time()
         row = train_epoch(model, train_loader, optimizers=optimizers, schedulers=schedulers, scaler=scaler,
-                          device=device, loss_fn=loss_fn, grad_clip=config.grad_clip,
-                          desc=f"{name}epoch {epoch + 1}/{config.epochs}")
+                          device=device, loss_fn=loss_fn, grad_clip=grad_clip, desc=f"{name}epoch {epoch + 1}/{epochs}")
         val = evaluate(model, val_loader, device)
         history.append(dict(epoch=epoch + 1, **row, val_loss=val.log_loss, val_acc=val.accuracy,
                             lr=optimizers[0].param_groups[0]["lr"], epoch_s=time.time() - started))

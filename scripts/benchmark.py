@@ -11,8 +11,8 @@
    default recipe with its CNN teacher, 1 teacher epoch and 1 ViT epoch. The ViT's ``train_img_s``
    (its loop includes the teacher's answers) and the epoch times come from the ``history.json`` files.
 3. ``speedup`` = ours' images/s / the blog loop's (leak fixed). ``pipeline_min`` = the default
-   pipeline projected: notebooks 01 + 02 + 05 + 15 teacher and 30 ViT epochs (``TeacherConfig``,
-   ``TrainConfig``) + the rest of notebook 04. When ``limit_train`` cut the photos, an epoch's
+   pipeline projected: notebooks 01 + 02 + 05 + the teacher's and the ViT's epochs as notebook 04's
+   parameters cell sets them (``teacher_epochs``, ``epochs``) + the rest of notebook 04. When ``limit_train`` cut the photos, an epoch's
    training part is scaled to the whole training split; its validation part (every photo) is not.
 
 Every figure is a wall-clock rate: noisy on a busy machine (flagged ``busy``: other work on the
@@ -22,7 +22,13 @@ generated DEMO archive (synthetic: the figures say little). Work files go to ``-
 (default ``data/bench``), never ``data/kaggle``; its checkpoints are deleted first so notebook 04
 never resumes. The last line printed is the JSON.
 
+``--tricks`` instead times what each speed-up of ``catsdogs/speed.py`` (and the per-pixel
+normalisation table of ``Device.input``) buys: the training step of the seed model (batch 128, the
+default recipe's Muon, no teacher) on random photos, with all of them and with each one swapped for
+the plain code it stands in for, interleaved, the median of three rounds.
+
     python scripts/benchmark.py --quick --archive PATH/dogs-vs-cats-redux-kernels-edition.zip
+    python scripts/benchmark.py --tricks
 """
 from __future__ import annotations
 
@@ -186,6 +192,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--blog-leak", action="store_true", help="also time the blog's verbatim leaky loss accumulation "
                    "(grows 200-300 MB a batch)")
     p.add_argument("--fresh", action="store_true", help="extract the photos and build the caches again")
+    p.add_argument("--tricks", action="store_true", help="only time what each speed-up of catsdogs/speed.py buys")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="another notebook parameter (a Python literal), e.g. batch_size=32")
     return p.parse_args(argv)
@@ -198,8 +205,71 @@ def machine_busy(load_start: float, load_end: float, cores: int, threads: int) -
     return load_start > cores / 2 or load_end > threads + cores / 2
 
 
+def trick_step_times(rounds: int = 3, steps: int = 3) -> dict:
+    """Milliseconds a training step with every speed-up, and with each one replaced by its plain code."""
+    import statistics
+
+    import torch.nn.functional as F
+    from linformer.linformer import LinformerSelfAttention
+
+    from catsdogs.device import IMAGENET_MEAN, IMAGENET_STD, Device
+    from catsdogs.model import build_model, mimetic_init_
+    from catsdogs.speed import BatchedMuon, fast_attention_
+    from catsdogs.training import make_optimizers
+
+    device = Device.pick()
+    images, labels = torch.randint(0, 256, (128, 3, 224, 224), dtype=torch.uint8), torch.randint(0, 2, (128,))
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) * 255 for v in (IMAGENET_MEAN, IMAGENET_STD))
+    dtype = torch.bfloat16 if device.precision == "bf16" else torch.float32
+
+    def step_of(fast_attention=True, batched_muon=True, table=True):
+        torch.manual_seed(0)
+        model = mimetic_init_(build_model())
+        if fast_attention:
+            fast_attention_(model)
+        optimizers = make_optimizers(model, optimizer="muon", lr=1e-3, weight_decay=0.05)
+        if not batched_muon:
+            muon = optimizers[0]
+            optimizers[0] = torch.optim.Muon([p for g in muon.param_groups for p in g["params"]], lr=0.006,
+                                             weight_decay=0.008)
+            assert type(muon) is BatchedMuon
+
+        def step():
+            x = device.input(images) if table else ((images.float() - mean) / std).to(dtype, memory_format=torch.channels_last)
+            model.zero_grad(set_to_none=True)
+            with device.autocast():
+                loss = F.cross_entropy(model(x).float(), labels, label_smoothing=0.1)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            for optimizer in optimizers:
+                optimizer.step()
+        assert fast_attention or all(type(m) is LinformerSelfAttention for m in model.modules()
+                                     if isinstance(m, LinformerSelfAttention))
+        return step
+
+    variants = {"all": step_of(), "plain attention": step_of(fast_attention=False),
+                "torch.optim.Muon": step_of(batched_muon=False), "plain normalisation": step_of(table=False)}
+    times = {name: [] for name in variants}
+    for step in variants.values():
+        step(), step()  # warm-up
+    for _ in range(rounds):
+        for name, step in variants.items():
+            started = time.perf_counter()
+            for _ in range(steps):
+                step()
+            times[name].append((time.perf_counter() - started) / steps)
+    ms = {name: statistics.median(t) * 1000 for name, t in times.items()}
+    return {"precision": device.precision, "step_ms": {k: round(v, 1) for k, v in ms.items()},
+            "share_of_step": {k: round(v / ms["all"] - 1, 3) for k, v in ms.items() if k != "all"}}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.tricks:
+        result = {**trick_step_times(), "cpu": cpu_model(), "torch": torch.__version__,
+                  "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}
+        print(json.dumps(result))
+        return 0
     blog_batches = args.blog_batches or (20 if args.quick else 50)
     limit_train = args.limit_train if args.limit_train is not None else (3000 if args.quick else 0)
     extra = {name: ast.literal_eval(value) for name, value in (p.split("=", 1) for p in args.param)}
@@ -214,9 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     from catsdogs.config import kaggle_workspace
     from catsdogs.data import load_or_make_split
     from catsdogs.device import Device, native_bf16
+    from catsdogs.config import parameter_sources
     from catsdogs.run import NotebookFailed, run_notebooks
-    from catsdogs.teacher import TeacherConfig
-    from catsdogs.training import TrainConfig
 
     ws = kaggle_workspace()  # an archive given by CATSDOGS_ARCHIVE is extracted here, in the bench folder
     if bench_dir not in ws.root.parents:
@@ -242,13 +311,14 @@ def main(argv: list[str] | None = None) -> int:
     blog = blog_train(files, blog_batches)
     leaky = blog_train(files, blog_batches, leak=True) if args.blog_leak else None
 
-    config = load_checkpoint(ws.run_dir("modern") / "last.pt")["train_config"]
+    recipe = {name: ast.literal_eval(value) for name, value in parameter_sources(REPO / "notebooks" / "04_train.ipynb").items()}
+    config = load_checkpoint(ws.run_dir(recipe["recipe"]) / "last.pt")["train_config"]
     batch, limit = config["batch_size"], config["limit_train"]
     photos = min(limit or len(files), len(files)) // batch * batch  # drop_last: whole batches only
     full = len(files) // batch * batch
-    vit = epoch_figures(ws.run_dir("modern"), photos, full)
+    vit = epoch_figures(ws.run_dir(recipe["recipe"]), photos, full)
     teacher = epoch_figures(ws.run_dir("teacher"), photos, full)  # the teacher trains on the same loader
-    teacher_epochs, vit_epochs = TeacherConfig().epochs, TrainConfig().epochs
+    teacher_epochs, vit_epochs = recipe["teacher_epochs"], recipe["epochs"]
     nb04_other = seconds["04"] - teacher["seconds"] - vit["seconds"]
     pipeline_s = (seconds["01"] + seconds["02"] + seconds["05"] + teacher_epochs * teacher["full_epoch_s"]
                   + vit_epochs * vit["full_epoch_s"] + nb04_other)

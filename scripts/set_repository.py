@@ -42,9 +42,9 @@ if "google.colab" in sys.modules:
     os.chdir(f"{{COLAB_DIR}}/notebooks")
 if os.path.abspath("..") not in sys.path:
     sys.path.insert(0, os.path.abspath(".."))  # the catsdogs helper package sits beside notebooks/
-import catsdogs
 if USE_DRIVE:
-    catsdogs.colab.use_drive()
+    from catsdogs.colab import use_drive
+    use_drive()
 %matplotlib inline'''
 
 

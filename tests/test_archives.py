@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-import catsdogs.download as download
+import catsdogs.archives as archives
+from catsdogs.archives import DatasetError, check_archive, extract_competition, safe_extract
 from catsdogs.config import ARCHIVE_NAME, COMPETITION, Workspace
 from catsdogs.demo import make_demo_archive
-from catsdogs.download import (DatasetError, check_archive, extract_competition, prepare_dataset,
-                               safe_extract)
+from catsdogs.download import prepare_dataset
 from conftest import zip_with
 
 ESCAPING = ["../../../evil.txt", "train/../../../../evil.txt", "..\\..\\..\\evil.txt", "/tmp/catsdogs-evil/evil.txt"]
@@ -163,7 +163,7 @@ def test_extracting_twice_is_a_no_op(tmp_path, monkeypatch, demo_archive):
     def must_not_extract(*args, **kwargs):
         raise AssertionError("extracted again")
 
-    monkeypatch.setattr(download, "safe_extract", must_not_extract)
+    monkeypatch.setattr(archives, "safe_extract", must_not_extract)
     assert extract_competition(archive, ws) == ws
     assert [p.stat().st_mtime_ns for p in watched] == before
 
@@ -174,18 +174,18 @@ def test_an_interrupted_re_extraction_is_redone_not_trusted(tmp_path, monkeypatc
     archive = Path(shutil.copy(demo_archive, tmp_path / ARCHIVE_NAME))
     ws = extract_competition(archive, _workspace(tmp_path))
     archive.touch()
-    real = download.safe_extract
+    real = archives.safe_extract
 
     def dies_on_test_zip(zip_path, dest, members=None):
         if Path(zip_path).name == "test.zip":
             raise KeyboardInterrupt  # the user stops the cell, or the machine goes down, half way
         return real(zip_path, dest, members)
 
-    monkeypatch.setattr(download, "safe_extract", dies_on_test_zip)
+    monkeypatch.setattr(archives, "safe_extract", dies_on_test_zip)
     with pytest.raises(KeyboardInterrupt):
         extract_competition(archive, ws)
     assert not (ws.root / ".extracted").exists()
-    monkeypatch.setattr(download, "safe_extract", real)
+    monkeypatch.setattr(archives, "safe_extract", real)
     extract_competition(archive, ws)
     assert len(list(ws.test_dir.iterdir())) == 8
     assert json.loads((ws.root / ".extracted").read_text())["test"] == 8

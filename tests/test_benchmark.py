@@ -72,4 +72,4 @@ def test_quick_run_on_a_tiny_demo_archive(tmp_path):
     assert result["projected_epochs"] == {"teacher": 15, "vit": 30}
     assert {str(folder): files_under(folder) for folder in watched} == before  # nothing written outside the bench
     assert sorted(p.name for p in tmp_path.iterdir()) == ["archive", "bench"]
-    assert (bench_dir / "kaggle" / "checkpoints" / "modern-full" / "history.json").exists()
+    assert (bench_dir / "kaggle" / "checkpoints" / "modern" / "history.json").exists()

@@ -19,9 +19,9 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-import catsdogs
 from catsdogs.colab import use_drive
 from catsdogs.config import REPO_DIR
+from catsdogs.download import prepare_dataset
 
 sys.path.insert(0, str(REPO_DIR / "scripts"))
 from set_repository import (PLACEHOLDER, badge_url, is_setup_cell, notebook_paths, repository_url,  # noqa: E402
@@ -195,19 +195,19 @@ def test_drive_keeps_archive_split_and_checkpoints_and_a_new_machine_rebuilds_th
     keep = use_drive(mount_point=str(tmp_path / "drive"), scratch=machine / "data")
     assert keep == tmp_path / "drive" / "MyDrive" / "catsdogs-vit" / "data"
     shutil.copy(demo_archive, keep / demo_archive.name)
-    ws = catsdogs.prepare_dataset()
+    ws = prepare_dataset()
     assert not ws.is_demo and ws.root == keep / "kaggle" and ws.local == machine / "data" / "kaggle"
     assert (ws.train_dir / "cat.0.jpg").exists() and not (keep / "kaggle" / "train").exists()
     split = load_or_make_split(ws)
-    save_checkpoint(ws.checkpoint_dir / "modern-full" / "last.pt", epoch=7)
-    assert (keep / "kaggle" / "checkpoints" / "modern-full" / "last.pt").exists()
+    save_checkpoint(ws.run_dir("modern") / "last.pt", epoch=7)
+    assert (keep / "kaggle" / "checkpoints" / "modern" / "last.pt").exists()
 
     shutil.rmtree(machine)  # disconnected: a new machine, the same Drive
     use_drive(mount_point=str(tmp_path / "drive"), scratch=machine / "data")
-    again = catsdogs.prepare_dataset()
+    again = prepare_dataset()
     assert again == ws and (ws.train_dir / "cat.0.jpg").exists()
     assert load_or_make_split(again).equals(split)
-    assert (again.checkpoint_dir / "modern-full" / "last.pt").exists()
+    assert (again.run_dir("modern") / "last.pt").exists()
 
 
 def test_drive_outside_colab_changes_nothing(monkeypatch, isolated_data):

@@ -99,7 +99,7 @@ def test_the_shipped_model_sees_a_tagged_photo_as_it_sees_the_upright_one(tmp_pa
     folder = tmp_path / "photos"
     for k in range(4):
         _save_three(_draw_animal(rng, k % 2, 224).resize((256, 192)), folder, f"{k}", tag=(6, 8)[k % 2])
-    out = predict_folder(folder, tmp_path / "out" / "p.csv", flip_tta=True)
+    out = predict_folder(folder, tmp_path / "out" / "p.csv", flip=True)
     with open(out, newline="") as f:
         p = {row["id"]: float(row["label"]) for row in csv.DictReader(f)}
     assert len(p) == 12

@@ -1,14 +1,21 @@
-"""catsdogs.hf_vit: our twelve ViT classes against transformers' ViTModel.
+"""notebooks/vit_classes.py (notebook 06's ViT classes): our twelve ViT classes against
+transformers' ViTModel.
 
 The equivalence tests need `transformers` (a test-only dependency) and are skipped without it;
 the shape, naming and error tests run everywhere."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
-from catsdogs.hf_vit import (
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "notebooks"))  # vit_classes.py sits beside notebook 06
+
+import vit_classes  # noqa: E402
+from vit_classes import (  # noqa: E402
     PatchEmbeddings, ViTClassifier, ViTConfig, ViTEmbeddings, ViTModel, ViTModelOutput,
     ViTPatchEmbeddings, attention_rollout, hf_key_to_ours,
 )
@@ -208,3 +215,10 @@ def test_classifier_learns_a_small_batch():
         losses.append(loss.item())
     assert all(p.grad is not None for p in model.parameters())
     assert losses[-1] < 0.1 < losses[0]
+
+
+def test_classes_sit_beside_notebook_06():
+    """Notebook 06 imports them as `from vit_classes import ...` from its own folder."""
+    here = Path(vit_classes.__file__).resolve().parent
+    assert here == Path(__file__).resolve().parent.parent / "notebooks"
+    assert (here / "06_vit_classes_explained.ipynb").exists()

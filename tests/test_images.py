@@ -6,6 +6,7 @@ import csv
 import io
 import struct
 import zlib
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,9 @@ from PIL import Image
 from catsdogs.__main__ import main
 from catsdogs.data import CachedPhotos, build_cache
 from catsdogs.images import UnreadableImage, list_images, read_rgb
-from catsdogs.model import ModelConfig, build_model
-from catsdogs.submission import validate_submission
 from catsdogs.checkpoints import save_checkpoint
+from catsdogs.model import ModelConfig, build_model
+from catsdogs.validate import validate_submission
 
 RED, WHITE = (255, 0, 0), (255, 255, 255)
 
@@ -153,7 +154,7 @@ def test_cache_skips_unreadable_files_with_a_count_every_time_it_loads(tmp_path)
 def untrained_checkpoint(tmp_path_factory) -> Path:
     """Weights of a freshly built (untrained) model: predict needs weights, not good ones."""
     path = tmp_path_factory.mktemp("weights") / "untrained.pt"
-    save_checkpoint(path, model=build_model(ModelConfig()).state_dict(), model_config=ModelConfig().to_dict(),
+    save_checkpoint(path, model=build_model(ModelConfig()).state_dict(), model_config=asdict(ModelConfig()),
                     epoch=0, train_config={"recipe": "untrained"})
     return path
 
@@ -184,53 +185,3 @@ def test_predict_fails_clearly_when_nothing_can_be_read(tmp_path, untrained_chec
         code = main(["predict", str(folder), "--out", str(out), "--checkpoint", str(untrained_checkpoint)])
     assert code != 0 and not out.exists()
     assert f"None of the {len(UNREADABLE)} files in {folder} could be read as a picture" in capsys.readouterr().err
-
-
-def test_matched_crop_undoes_the_average_magnification_of_training_crops():
-    from catsdogs.predict import matched_crop
-
-    assert matched_crop((1.0, 1.0)) == 1.0
-    assert matched_crop((0.35, 1.0)) == pytest.approx(0.8216, abs=1e-4)
-    assert matched_crop((0.08, 1.0)) == pytest.approx(0.7348, abs=1e-4)
-
-
-def test_centre_crop_keeps_the_middle_of_each_photo_at_full_size():
-    import torch
-
-    from catsdogs.predict import centre_crop
-
-    images = torch.zeros(2, 3, 100, 100, dtype=torch.uint8)
-    images[:, :, 20:80, 20:80] = 200  # a bright square filling the middle 60 % of each side
-    assert centre_crop(images, 1.0) is images
-    cropped = centre_crop(images, 0.6)
-    assert cropped.shape == images.shape and cropped.dtype == torch.uint8
-    assert (cropped[..., 5:95, 5:95] == 200).all()  # the square now fills the frame
-    assert (centre_crop(images, 0.8)[..., 0, 0] == 0).all()  # a larger crop keeps some border
-    with pytest.raises(ValueError, match="fraction in"):
-        centre_crop(images, 0.0)
-
-
-def test_predict_uses_the_crops_around_the_one_matched_to_the_checkpoint_and_the_crop_option(tmp_path, untrained_checkpoint):
-    import torch
-    from PIL import Image, ImageDraw
-
-    from catsdogs.predict import matched_crop, predict_folder, tta_crops
-
-    folder = tmp_path / "test"
-    folder.mkdir()
-    for i in range(1, 4):  # a bright disc in the middle, so a centre crop changes what the model sees
-        photo = Image.new("RGB", (200, 200), (20 * i, 40, 60))
-        ImageDraw.Draw(photo).ellipse([40 + 5 * i, 40, 160, 160 - 5 * i], fill=(250, 220, 90))
-        photo.save(folder / f"{i}.jpg")
-    state = torch.load(untrained_checkpoint, weights_only=False)
-    state["train_config"]["crop_scale"] = (0.35, 1.0)
-    checkpoint = tmp_path / "cropped.pt"
-    torch.save(state, checkpoint)
-    matched = matched_crop((0.35, 1.0))
-    around = tta_crops(matched)  # the default: the mean over the whole photo, the matched crop and three more
-    outs = {crop: predict_folder(folder, tmp_path / f"{crop}.csv", checkpoint, flip_tta=False, crop=crop)
-            for crop in (None, around, matched, 1.0)}
-    read = {crop: [float(r["label"]) for r in csv.DictReader(open(out))] for crop, out in outs.items()}
-    assert 0.82 in around and 1.0 in around and len(around) == 5
-    assert read[None] == read[around]
-    assert read[None] != read[matched] and read[None] != read[1.0] and read[matched] != read[1.0]

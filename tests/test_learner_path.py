@@ -236,18 +236,10 @@ def test_notebook_has_summary_and_exercises(path, heading):
     assert found, f"{rel(path)}: no markdown cell starts with {heading!r}"
 
 
-def parameter_defaults(path: Path) -> dict[str, str]:
-    """The values the ``parameters`` cell assigns, as source text (read as the run command reads them)."""
-    import nbformat
+def test_the_recipe_is_named_in_notebook_04_alone():
+    """Notebook 05 predicts with the run notebook 04 trained last, so `-p recipe=...` and `--recipe
+    blog` need no second name to agree with: `recipe` is a parameter of notebook 04 only."""
+    from catsdogs.config import parameter_sources
 
-    from catsdogs.run import parameter_values
-
-    return parameter_values(nbformat.read(path, as_version=4))
-
-
-def test_notebook_05_predicts_with_the_recipe_notebook_04_trains():
-    """`-p recipe=...` and `--recipe blog` reach both notebooks, so the submission comes from the run just
-    trained; left alone, both name the same default run."""
-    train, submit = (parameter_defaults(REPO / "notebooks" / name) for name in ("04_train.ipynb", "05_submission.ipynb"))
-    assert "recipe" in submit, "notebooks/05_submission.ipynb has no `recipe` parameter"
-    assert submit["recipe"] == train["recipe"], f"recipe defaults differ: 04 {train['recipe']}, 05 {submit['recipe']}"
+    having = [path.name for path in NOTEBOOKS if "recipe" in parameter_sources(path)]
+    assert having == ["04_train.ipynb"]

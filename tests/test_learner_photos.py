@@ -11,18 +11,20 @@ import pytest
 import torch
 from PIL import Image
 
+from catsdogs.archives import DatasetError
 from catsdogs.data import CachedPhotos, build_cache, eval_loader
 from catsdogs.demo import _draw_animal, _jpeg
 from catsdogs.device import Device
-from catsdogs.download import DatasetError
+from catsdogs.inference import predict_loader
+from catsdogs.metrics import accuracy, log_loss
 from catsdogs.model import ModelConfig, build_model
-from catsdogs.predict import (PhotoFiles, accuracy, classify_photo, evaluate_photos, labelled_photos, log_loss,
-                              photo_to_classify, predict_probs)
+from catsdogs.predict import PhotoFiles, classify_photo, evaluate_photos, labelled_photos, photo_to_classify
+from catsdogs.submission import tta_predict
 
 STANDINS = Path(__file__).parent / "standins"
 CPU = Device(torch.device("cpu"), "fp32")
 ORIENTATION = 0x0112
-CROP = 0.82
+CROPS = (0.82,)
 
 
 @pytest.fixture(scope="module")
@@ -52,18 +54,23 @@ def _photos(folder: Path) -> tuple[Path, Path, Path]:
 
 def test_a_tagged_sideways_photo_gets_the_p_dog_of_the_upright_one(tmp_path, model):
     a, b, c = _photos(tmp_path)
-    p = {f.stem: classify_photo(model, f, CPU, flip_tta=True, crop=CROP) for f in (a, b, c)}
+    p = {f.stem: classify_photo(model, f, CPU, flip=True, crops=CROPS) for f in (a, b, c)}
     assert p["tagged"] == pytest.approx(p["upright"], abs=0.002), p
     assert abs(p["sideways"] - p["upright"]) > 5 * abs(p["tagged"] - p["upright"]), p  # the tag is what matters
 
 
-def test_classify_photo_is_predict_probs_on_the_submissions_decode_once_cache(tmp_path, model):
+def _tta_probs(model, loader, flip: bool, crops: tuple[float, ...]) -> np.ndarray:
+    """P(dog) of every photo of a loader as the submission predicts it (notebook 05's cell)."""
+    return predict_loader(lambda images: tta_predict(model, images, CPU, crops=crops, flip=flip), loader)[0]
+
+
+def test_classify_photo_is_tta_predict_on_the_submissions_decode_once_cache(tmp_path, model):
     _, tagged, _ = _photos(tmp_path)
     cache = build_cache([tagged], tmp_path / "cache.npy", workers=1)
     loader = eval_loader(CachedPhotos(cache, np.arange(1)))
-    for flip_tta, crop in ((True, CROP), (False, 1.0)):
-        expected = predict_probs(model, loader, CPU, flip_tta=flip_tta, crop=crop)[0]
-        assert classify_photo(model, tagged, CPU, flip_tta=flip_tta, crop=crop) == pytest.approx(expected, abs=1e-6)
+    for flip, crops in ((True, CROPS), (False, (1.0,))):
+        expected = _tta_probs(model, loader, flip, crops)[0]
+        assert classify_photo(model, tagged, CPU, flip=flip, crops=crops) == pytest.approx(expected, abs=1e-6)
 
 
 def test_without_my_photo_outside_colab_a_fallback_photo_is_used_and_said(tmp_path, capsys):
@@ -106,16 +113,16 @@ def _second_source(path: Path, cats: int = 3, dogs: int = 4, top: str = "web-pho
     return path
 
 
-def test_a_second_source_zip_is_evaluated_as_predict_probs_sees_its_photos(tmp_path, model):
+def test_a_second_source_zip_is_evaluated_as_tta_predict_sees_its_photos(tmp_path, model):
     source = _second_source(tmp_path / "web-photos.zip")
-    result = evaluate_photos(model, source, CPU, flip_tta=True, crop=CROP)
+    result = evaluate_photos(model, source, CPU, flip=True, crops=CROPS)
     assert result.name == "web-photos"
     assert len(result.files) == len(result.probs) == len(result.labels) == 7
     assert sorted(f"{f.parent.name}/{f.name}" for f in result.files)[:3] == ["cat/cat0.jpg", "cat/cat1.jpg", "cat/cat2.jpg"]
     assert result.labels.tolist() == [0, 0, 0, 1, 1, 1, 1]
     files, labels = labelled_photos(source)  # read again: from the folder extracted the first time
     assert files == result.files and labels.tolist() == result.labels.tolist()
-    probs = predict_probs(model, eval_loader(PhotoFiles(files)), CPU, flip_tta=True, crop=CROP)
+    probs = _tta_probs(model, eval_loader(PhotoFiles(files)), True, CROPS)
     assert result.accuracy == accuracy(labels, probs)
     assert result.log_loss == pytest.approx(log_loss(labels, probs))
 

@@ -1,6 +1,7 @@
 """Each notebook opened on its own, on a fresh machine (as a Colab badge opens it), runs top to bottom:
 it finds what the earlier notebooks would have made, or makes it, and says which. (nbval runs them
-in order, sharing one data folder; here each starts from an empty one.)"""
+in order, sharing one data folder; here each starts from an empty one.) Like nbval, these run the
+copies with the small profile's parameters injected."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +10,16 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from catsdogs.run import small_copies
+
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def copies(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("notebooks")
+    small_copies(NOTEBOOKS[0].parent, folder)
+    return folder
 
 SAYS = {  # what each notebook must tell a learner who opened it alone
     "02_split": ["extracted just now into"],
@@ -22,11 +32,11 @@ SAYS = {  # what each notebook must tell a learner who opened it alone
 
 
 @pytest.mark.parametrize("notebook", [p for p in NOTEBOOKS if p.stem in SAYS], ids=lambda p: p.stem)
-def test_notebook_runs_alone_in_an_empty_workspace(notebook, isolated_data):
+def test_notebook_runs_alone_in_an_empty_workspace(notebook, isolated_data, copies):
     assert not isolated_data.exists()
-    nb = nbformat.read(notebook, as_version=4)
+    nb = nbformat.read(copies / notebook.name, as_version=4)
     NotebookClient(nb, timeout=900, startup_timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(notebook.parent)}}).execute()
+                   resources={"metadata": {"path": str(copies)}}).execute()
     printed = "".join(out.get("text", "") for cell in nb.cells for out in cell.get("outputs", []))
     for sentence in SAYS[notebook.stem]:
         assert sentence in printed, f"{notebook.name} run alone did not say {sentence!r}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict
 import signal
 import subprocess
 import sys
@@ -93,7 +94,7 @@ def _notebook_text(path: Path) -> str:
 def test_a_killed_training_run_resumes_and_ends_with_each_epoch_once(tmp_path):
     data = tmp_path / "data"
     archive = make_demo_archive(tmp_path / "archive.zip", per_class=48, n_test=8, size=96)
-    run_dir = data / "kaggle" / "checkpoints" / "modern-full"
+    run_dir = data / "kaggle" / "checkpoints" / "modern"
     first = _catsdogs_run(data, archive, tmp_path / "first", "01", "02", "04")
     try:
         deadline = time.time() + TIMEOUT
@@ -148,7 +149,7 @@ class _RunsCode:
 def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
     marker = tmp_path / "code-ran"
     path = tmp_path / "tampered.pt"
-    torch.save({"model": build_model(ModelConfig()).state_dict(), "model_config": ModelConfig().to_dict(),
+    torch.save({"model": build_model(ModelConfig()).state_dict(), "model_config": asdict(ModelConfig()),
                 "epoch": 1, "note": _RunsCode(marker)}, path)
     for load in (load_checkpoint, load_model):
         with pytest.raises(RuntimeError, match="was refused.*could run code") as err:

@@ -13,11 +13,14 @@ import time
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from catsdogs.__main__ import main
 from catsdogs.config import REPO_DIR, workspace
-from catsdogs.run import NotebookResult, StreamEcho, print_summary, run_notebooks
+from catsdogs.config import parameter_sources
+from catsdogs.run import (RECIPES, SMALL, NotebookResult, StreamEcho, notebooks, parameters_for, print_summary,
+                          run_notebooks, small_copies)
 
 PRINTS = new_notebook(cells=[
     new_markdown_cell("# prints, a progress bar, a table"),
@@ -60,9 +63,7 @@ def test_a_failing_notebook_gets_one_line_and_the_later_ones_do_not_run(tmp_path
         [next(line for line in lines if "train: 100%" in line)]  # the finished bar, once
     assert not any("scratch" in line for line in lines)  # a bar that clears itself leaves nothing
     assert "\r" not in out and "\x1b" not in out + err
-    assert "  [table]" in lines and "big table" not in out  # a rich output is a marker, not its HTML
-    assert "  repr line 5" in lines and "repr line 6" not in out
-    assert "  … 3 more lines in the executed notebook" in lines
+    assert "big table" not in out and "repr line" not in out  # only printed text is echoed, not a cell's value
     # the failure: one line naming notebook, cell (number and first line) and error, then where the traceback is
     failure = [line for line in lines if "02_fails.ipynb failed" in line]
     assert failure == ["✗ 02_fails.ipynb failed, cell 2 (`check_archive = True  # the cell that fails`): "
@@ -105,8 +106,9 @@ class _TimedWrites(io.StringIO):
 
 def test_text_is_echoed_while_the_cell_runs_and_the_summary_reports_the_model(tmp_path):
     ws = workspace()
-    run_dir = ws.checkpoint_dir / "modern-small"
+    run_dir = ws.checkpoint_dir / "modern"
     run_dir.mkdir(parents=True)
+    (run_dir / "best.pt").write_bytes(b"")
     (run_dir / "history.json").write_text(json.dumps([
         {"epoch": 1, "val_acc": 0.71, "val_loss": 0.55},
         {"epoch": 2, "val_acc": 0.8125, "val_loss": 0.4321},
@@ -120,7 +122,7 @@ def test_text_is_echoed_while_the_cell_runs_and_the_summary_reports_the_model(tm
     assert [(r.name, r.status) for r in results] == [("04_slow.ipynb", "ok")]
     assert terminal.when("late") - terminal.when("early") > 1.5  # echoed as it came, not when the cell ended
     text = terminal.getvalue()
-    assert "  model:        best epoch 2 of 3 (lowest validation log loss): accuracy 0.8125, log loss 0.4321" in text
+    assert "  model:        modern, best epoch 2 of 3 (lowest validation log loss): accuracy 0.8125, log loss 0.4321" in text
     assert f"  data:         {ws.label}" in text
     assert f"  submission:   {ws.submission}\n" in text and f"  checkpoints:  {run_dir}\n" in text
     assert f"  notebooks:    {tmp_path / 'out'} (executed)" in text
@@ -148,19 +150,66 @@ def test_the_summary_says_plainly_when_nothing_was_trained(tmp_path):
     assert any(line.startswith("  submission:") and line.endswith("(not written)") for line in lines)
 
 
-def test_the_summary_reports_the_recipe_that_notebook_04_trained(tmp_path):
-    """`-p recipe=long` (or `--recipe blog`) trains into checkpoints/<recipe>-<profile>: the summary
-    reads that run, not the default recipe's."""
+def test_the_summary_reports_the_run_that_notebook_04_trained_last(tmp_path):
+    """`-p recipe=long` (or `--recipe blog`) trains into checkpoints/<recipe>: the summary, like
+    notebook 05, reads the run written last, not the default recipe's."""
     ws = workspace()
-    for recipe, val_loss in (("modern", 0.5), ("long", 0.3)):
-        run_dir = ws.checkpoint_dir / f"{recipe}-small"
+    for age, (recipe, val_loss) in enumerate((("long", 0.3), ("modern", 0.5), ("teacher", 0.1))):
+        run_dir = ws.checkpoint_dir / recipe
         run_dir.mkdir(parents=True)
         (run_dir / "history.json").write_text(json.dumps([{"epoch": 1, "val_acc": 0.9, "val_loss": val_loss}]))
+        (run_dir / "best.pt").write_bytes(b"")
+        os.utime(run_dir / "best.pt", (1e9 + age, 1e9 + age))
     screen = io.StringIO()
-    print_summary([NotebookResult("04_train.ipynb", "ok", 3.0, tmp_path / "04_train.ipynb")], tmp_path, out=screen,
-                  recipe="long")
+    print_summary([NotebookResult("04_train.ipynb", "ok", 3.0, tmp_path / "04_train.ipynb")], tmp_path, out=screen)
     text = screen.getvalue()
-    assert "accuracy 0.9000, log loss 0.3000" in text and f"  checkpoints:  {ws.checkpoint_dir / 'long-small'}\n" in text
+    assert "modern, best epoch 1 of 1" in text and "log loss 0.5000" in text  # the teacher is never "the model"
+    assert f"  checkpoints:  {ws.checkpoint_dir / 'modern'}\n" in text
+    os.utime(ws.checkpoint_dir / "long" / "best.pt", (2e9, 2e9))
+    screen = io.StringIO()
+    print_summary([], tmp_path, out=screen)
+    assert "long, best epoch 1 of 1" in screen.getvalue()
+
+
+def test_every_preset_names_parameters_its_notebook_has():
+    """The blog recipe and the small profile are injected by name: a misspelt one would be silently dropped."""
+    for number, values in [("04", RECIPES["blog"]), *SMALL.items()]:
+        [notebook] = notebooks([number])
+        assert set(values) <= set(parameter_sources(notebook)), f"{notebook.name}: {set(values) - set(parameter_sources(notebook))}"
+    [train] = notebooks(["04"])
+    assert parameters_for(train, {"epochs": 3}, recipe="blog", small=True) == {
+        **RECIPES["blog"], **SMALL["04"], "epochs": 3}  # the recipe, then the small profile, then -p
+
+
+def test_misspelt_or_inplace_parameters_are_refused_before_anything_runs(tmp_path):
+    params = new_code_cell("epochs = 30\nlr, other = 1e-3, 2\ncrop_scale = (0.35, 1.0)")
+    params.metadata["tags"] = ["parameters"]
+    folder = _write(tmp_path / "notebooks", {"01_x.ipynb": new_notebook(cells=[params, new_code_cell("print(epochs)")])})
+    assert parameter_sources(folder / "01_x.ipynb") == {"epochs": "30", "crop_scale": "(0.35, 1.0)"}
+    with pytest.raises(ValueError, match="no notebook run here has a parameter batch_sise"):
+        run_notebooks(folder=folder, out_dir=tmp_path / "out", parameters={"batch_sise": 8})
+    with pytest.raises(ValueError, match="--inplace"):
+        run_notebooks(folder=folder, inplace=True, parameters={"epochs": 3})
+    with pytest.raises(ValueError, match="no recipe 'bolg'"):
+        run_notebooks(folder=folder, recipe="bolg")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_the_tests_notebook_copies_carry_the_small_profile_as_injected_parameters(tmp_path):
+    copies = {path.name: path for path in small_copies(REPO_DIR / "notebooks", tmp_path)}
+    assert set(copies) == {path.name for path in notebooks()}
+    assert (tmp_path / "vit_classes.py").exists() or not (REPO_DIR / "notebooks" / "vit_classes.py").exists()
+    for name, path in copies.items():
+        nb = nbformat.read(path, as_version=4)
+        injected = [i for i, c in enumerate(nb.cells) if "injected-parameters" in c.metadata.get("tags", [])]
+        tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+        if name[:2] in SMALL:
+            assert injected == [tagged[0] + 1], name
+            namespace: dict = {}
+            exec(nb.cells[injected[0]].source, namespace)
+            assert {k: namespace[k] for k in SMALL[name[:2]]} == SMALL[name[:2]]
+        else:
+            assert injected == [], name
 
 
 def test_a_damaged_archive_ends_the_real_run_in_a_few_plain_lines(tmp_path):

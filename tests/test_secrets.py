@@ -1,5 +1,5 @@
 """The Kaggle key stays secret: never committed, readable by its owner only, never printed.
-(That no download message or output shows it is checked in test_kaggle_download.py.)"""
+(That no download message or output shows it is checked in test_download.py.)"""
 from __future__ import annotations
 
 import json

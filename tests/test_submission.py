@@ -1,16 +1,20 @@
-"""The submission validator refuses every file Kaggle would reject or score wrongly, naming the first
-bad row; file names give labels and ids the way Kaggle means them. Property-based (hypothesis)."""
+"""Notebook 05's exported code: the centre crops it shows the model, and the file it writes, which the
+validator (``catsdogs.validate``) accepts. The validator refuses every file Kaggle would reject or
+score wrongly, naming the first bad row; file names give labels and ids the way Kaggle means them.
+Property-based (hypothesis)."""
 from __future__ import annotations
 
 import string
 from pathlib import Path
 
 import pytest
+import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from catsdogs.images import CLASSES, image_id, label_from_name, numeric_sort_key
-from catsdogs.submission import InvalidSubmission, validate_submission, write_submission
+from catsdogs.submission import centre_crop, matched_crop, write_submission
+from catsdogs.validate import InvalidSubmission, validate_submission
 
 settings.register_profile("catsdogs", deadline=None, max_examples=100)  # the CPU may be busy training
 settings.load_profile("catsdogs")
@@ -183,3 +187,22 @@ def test_numeric_sort_key_orders_numbers_first_by_value_and_never_fails(numbers,
     assert [int(image_id(n)) for n in numeric] == sorted(int(image_id(n)) for n in numeric)
     assert ordered[: len(numeric)] == numeric  # numbers first
     assert [n for n in ordered if n in photos] == [f"{n}.jpg" for n in sorted(numbers)]
+
+
+# --- the centre crops of test-time augmentation ------------------------------------------------------
+def test_matched_crop_undoes_the_average_magnification_of_training_crops():
+    assert matched_crop((1.0, 1.0)) == 1.0
+    assert matched_crop((0.35, 1.0)) == pytest.approx(0.8216, abs=1e-4)
+    assert matched_crop((0.08, 1.0)) == pytest.approx(0.7348, abs=1e-4)
+
+
+def test_centre_crop_keeps_the_middle_of_each_photo_at_full_size():
+    images = torch.zeros(2, 3, 100, 100, dtype=torch.uint8)
+    images[:, :, 20:80, 20:80] = 200  # a bright square filling the middle 60 % of each side
+    assert centre_crop(images, 1.0) is images
+    cropped = centre_crop(images, 0.6)
+    assert cropped.shape == images.shape and cropped.dtype == torch.uint8
+    assert (cropped[..., 5:95, 5:95] == 200).all()  # the square now fills the frame
+    assert (centre_crop(images, 0.8)[..., 0, 0] == 0).all()  # a larger crop keeps some border
+    with pytest.raises(ValueError, match="fraction in"):
+        centre_crop(images, 0.0)

@@ -1,18 +1,25 @@
 """``predict`` streams the photos: it writes the CSV and nothing else, and gives the same P(dog) as
-the decode-once cache the notebooks use."""
+the decode-once cache the notebooks use; by default it averages the centre crops matched to the
+checkpoint's training crops."""
 from __future__ import annotations
 
 import csv
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from catsdogs.__main__ import main
-from catsdogs.data import build_cache
+from catsdogs.checkpoints import save_checkpoint
+from catsdogs.data import CachedPhotos, build_cache, eval_loader
 from catsdogs.demo import _draw_animal
-from catsdogs.predict import checkpoint_crop, load_model, predict_cache, predict_folder, tta_crops
 from catsdogs.device import Device
+from catsdogs.inference import predict_loader
+from catsdogs.model import ModelConfig, build_model
+from catsdogs.predict import load_model, predict_folder
+from catsdogs.submission import checkpoint_crop, matched_crop, tta_crops, tta_predict
 
 UNREADABLE = "7.jpg"
 
@@ -56,13 +63,17 @@ def test_predict_folder_writes_only_the_csv_and_matches_the_cache(tmp_path, work
     assert list(probs) == [Path(n).stem for n in names]
     assert probs[Path(UNREADABLE).stem] == 0.5
 
-    # the path notebook 05 takes: the decode-once cache, then predict_cache, same weights and options
-    model, state = load_model()
+    # the path notebook 05 takes: the decode-once cache, then tta_predict over its readable photos
+    # (0.5 for the others), same weights and options
+    device = Device.pick()
+    model, state = load_model(device=device)
     with pytest.warns(UserWarning, match="unreadable"):
         cache = build_cache([tmp_path / "run" / "photos" / n for n in names], tmp_path / "cache" / "p.npy", 224,
                             workers=1)
     crops = tta_crops(checkpoint_crop(state))  # predict's default: the mean over these
-    cached = predict_cache(model, cache, Device.pick(), flip_tta=True, crop=crops)
+    cached = np.full(len(cache), 0.5)
+    cached[cache.ok], _ = predict_loader(lambda images: tta_predict(model, images, device, crops=crops, flip=True),
+                                         eval_loader(CachedPhotos(cache, np.flatnonzero(cache.ok))))
     np.testing.assert_allclose([probs[Path(n).stem] for n in names], cached, atol=1e-4)
 
 
@@ -118,6 +129,39 @@ def test_a_file_that_is_not_a_checkpoint_says_what_to_pass(tmp_path, capsys, con
     assert main(["predict", str(tmp_path / "photos"), "--out", str(tmp_path / "sub.csv"), "--checkpoint", str(mine)]) == 1
     err = capsys.readouterr().err
     assert f"{mine} is not a checkpoint this project wrote" in err
-    assert "notebook 04" in err and str(Path("checkpoints") / "modern-full" / "best.pt") in err
+    assert "notebook 04" in err and str(Path("checkpoints") / "modern" / "best.pt") in err  # ws.run_dir("modern")
     assert "leave out --checkpoint to use the shipped weights" in err
     assert "delete" not in err.lower() and mine.read_bytes() == content and not (tmp_path / "sub.csv").exists()
+
+
+@pytest.fixture(scope="module")
+def untrained_checkpoint(tmp_path_factory) -> Path:
+    """Weights of a freshly built (untrained) model: predict needs weights, not good ones."""
+    path = tmp_path_factory.mktemp("weights") / "untrained.pt"
+    save_checkpoint(path, model=build_model(ModelConfig()).state_dict(), model_config=asdict(ModelConfig()),
+                    epoch=0, train_config={"recipe": "untrained"})
+    return path
+
+
+def test_predict_uses_the_crops_around_the_one_matched_to_the_checkpoint_and_the_crops_option(tmp_path,
+                                                                                             untrained_checkpoint):
+    from PIL import Image, ImageDraw
+
+    folder = tmp_path / "test"
+    folder.mkdir()
+    for i in range(1, 4):  # a bright disc in the middle, so a centre crop changes what the model sees
+        photo = Image.new("RGB", (200, 200), (20 * i, 40, 60))
+        ImageDraw.Draw(photo).ellipse([40 + 5 * i, 40, 160, 160 - 5 * i], fill=(250, 220, 90))
+        photo.save(folder / f"{i}.jpg")
+    state = torch.load(untrained_checkpoint, weights_only=False)
+    state["train_config"]["crop_scale"] = (0.35, 1.0)
+    checkpoint = tmp_path / "cropped.pt"
+    torch.save(state, checkpoint)
+    matched = (matched_crop((0.35, 1.0)),)
+    around = tta_crops(matched[0])  # the default: the mean over the whole photo, the matched crop and three more
+    outs = {crops: predict_folder(folder, tmp_path / f"{i}.csv", checkpoint, flip=False, crops=crops)
+            for i, crops in enumerate((None, around, matched, (1.0,)))}
+    read = {crops: [float(r["label"]) for r in csv.DictReader(open(out))] for crops, out in outs.items()}
+    assert 0.82 in around and 1.0 in around and len(around) == 5
+    assert read[None] == read[around]
+    assert read[None] != read[matched] and read[None] != read[(1.0,)] and read[matched] != read[(1.0,)]

@@ -1,5 +1,9 @@
 """The Hugging Face ViT, class by class, in plain torch.
 
+This file sits beside notebook 06 (06_vit_classes_explained.ipynb), its only user, which imports it
+as `from vit_classes import ...` (the notebook's working directory is notebooks/, in Colab too); it
+is not part of the catsdogs package.
+
 Why rewrite it: `transformers.ViTModel` is the ViT most people meet first (and the one
 `google/vit-base-patch16-224-in21k` ships for), but its code is spread over configuration,
 output and pretrained-model machinery. Here are the same twelve classes, each a few lines, with
