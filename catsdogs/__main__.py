@@ -1,4 +1,4 @@
-"""Command line: ``python -m catsdogs {run,predict,validate,demo-archive}``.
+"""Command line: ``python -m catsdogs {run,predict,validate}``.
 
 The maintainer's commands are scripts: ``scripts/set_repository.py``, ``scripts/export_weights.py``.
 """
@@ -54,11 +54,6 @@ def main(argv: list[str] | None = None) -> int:
     validate.add_argument("csv", type=Path)
     validate.add_argument("--sample", type=Path, help="sample_submission.csv whose ids must all be present")
 
-    demo = sub.add_parser("demo-archive", help="write the generated Kaggle-layout demo archive")
-    demo.add_argument("out", type=Path)
-    demo.add_argument("--per-class", type=int, default=300)
-    demo.add_argument("--test", type=int, default=100)
-
     args = parser.parse_args(argv)
     from .archives import DatasetError
     from .validate import InvalidSubmission
@@ -95,10 +90,6 @@ def main(argv: list[str] | None = None) -> int:
                 with open(args.sample, newline="") as f:
                     ids = [row["id"] for row in csv.DictReader(f)]
             print(f"{args.csv}: {validate_submission(args.csv, ids)} rows, valid")
-        elif args.command == "demo-archive":
-            from .demo import make_demo_archive
-
-            print(f"wrote {make_demo_archive(args.out, per_class=args.per_class, n_test=args.test)}")
     except (DatasetError, InvalidSubmission, FileNotFoundError, RuntimeError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

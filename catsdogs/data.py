@@ -8,6 +8,7 @@ is rebuilt when the photos it came from change.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -102,8 +103,8 @@ def _write_cache(files: list[Path], cache_file: Path, meta_file: Path, fingerpri
     jobs = [(str(f), size) for f in files]
     with atomic_write(cache_file) as tmp:
         images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(files), size, size, 3))
-        with ProcessPoolExecutor(workers) if workers > 1 else _Serial() as pool:
-            results = pool.map(_decode, jobs, chunksize=64)
+        with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+            results = pool.map(_decode, jobs, chunksize=64) if pool else map(_decode, jobs)
             for i, (pixels, error) in enumerate(tqdm(results, total=len(files), desc=desc, unit="img")):
                 if pixels is None:
                     bad[files[i].name] = error
@@ -117,19 +118,6 @@ def _write_cache(files: list[Path], cache_file: Path, meta_file: Path, fingerpri
     with atomic_write(meta_file) as tmp:
         tmp.write_text(json.dumps(meta))
     return meta
-
-
-class _Serial:
-    """A stand-in for a process pool when one worker is asked for."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def map(self, fn, items, chunksize=1):
-        return map(fn, items)
 
 
 def train_transform(size: int = 224, scale: tuple[float, float] = (0.35, 1.0)) -> v2.Compose:

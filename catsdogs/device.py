@@ -76,11 +76,8 @@ class Device:
         return min(4, os.cpu_count() or 1) if self.device.type == "cuda" else 0
 
     def input(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 NCHW batch → ImageNet-normalised float on the device, channels-last in memory.
-
-        Channels-last makes the ViT's patch rearrangement read contiguous runs of pixels: on the
-        2-core CPU this alone is worth about 30% of the training step. Under bf16 the bytes go
-        straight to bf16 (a quarter of the memory traffic of an fp32 detour), normalised in place."""
+        """uint8 NCHW batch → ImageNet-normalised float on the device, channels-last in memory (the ViT's
+        patches then read contiguous runs of pixels), under bf16 straight to bf16, normalised in place."""
         images = images.to(self.device, non_blocking=True)
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
         x = torch.empty(images.shape, dtype=dtype, device=self.device, memory_format=torch.channels_last)
@@ -90,9 +87,8 @@ class Device:
 
 @functools.lru_cache(maxsize=8)
 def _normalisation(device: torch.device, dtype: torch.dtype, height: int, width: int):
-    """(x / 255 - mean) / std as x * scale + shift, with scale and shift spelled out for every pixel
-    in channels-last order. Broadcasting a (1, 3, 1, 1) mean instead leaves the CPU a vector of only
-    three values to work with: 20 ms per batch of 64 photos here, against 2 ms for this."""
+    """(x / 255 - mean) / std as x * scale + shift, spelled out for every pixel in channels-last order: a
+    broadcast (1, 3, 1, 1) mean leaves a CPU vectors of three values (20% of a bf16 training step)."""
     std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255
     mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255
     scale = (1 / std).expand(1, 3, height, width).to(dtype, memory_format=torch.channels_last)

@@ -20,17 +20,26 @@ from .demo import demo_size, make_demo_archive
 # Credentials
 # ---------------------------------------------------------------------------------------------
 def kaggle_config_dir() -> Path:
-    return Path(os.environ.get("KAGGLE_CONFIG_DIR", Path.home() / ".kaggle")).expanduser()
+    """Where the client keeps kaggle.json: ``$KAGGLE_CONFIG_DIR``, else ``~/.kaggle``, else (Linux,
+    when ``~/.kaggle`` does not exist) ``$XDG_CONFIG_HOME/kaggle``, as ``kaggle`` itself decides."""
+    if os.environ.get("KAGGLE_CONFIG_DIR"):
+        return Path(os.environ["KAGGLE_CONFIG_DIR"]).expanduser()
+    home = Path.home() / ".kaggle"
+    if sys.platform.startswith("linux") and not home.exists():
+        return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "kaggle"
+    return home
 
 
 def has_kaggle_credentials() -> bool:
-    """True when the kaggle client will find credentials: environment variables or files."""
-    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
+    """True when the kaggle client will find a way to sign in, each way it has: ``KAGGLE_USERNAME``
+    and ``KAGGLE_KEY``; ``KAGGLE_API_TOKEN``; ``kaggle.json``; an access token in ``~/.kaggle/access_token``
+    (or ``.txt``); or the OAuth sign-in of ``kaggle auth login``, kept in ``~/.kaggle/credentials.json``."""
+    if (os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY")) or os.environ.get("KAGGLE_API_TOKEN"):
         return True
-    if os.environ.get("KAGGLE_API_TOKEN"):
-        return True
-    folder = kaggle_config_dir()
-    return (folder / "kaggle.json").is_file() or (folder / "access_token").is_file()
+    home = Path.home() / ".kaggle"
+    files = (kaggle_config_dir() / "kaggle.json", home / "access_token", home / "access_token.txt",
+             home / "credentials.json")
+    return any(f.is_file() and f.stat().st_size > 0 for f in files)
 
 
 def write_kaggle_json(username: str, key: str) -> Path:
@@ -85,7 +94,8 @@ def colab_credentials(ask_upload: bool = False) -> bool:
 
 NO_CREDENTIALS = (
     "No Kaggle credentials found. Either\n"
-    "  - set KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN) in the environment,\n"
+    "  - sign in once with `kaggle auth login` (kept in ~/.kaggle/credentials.json),\n"
+    "  - or set KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN) in the environment,\n"
     "  - or save kaggle.json (Kaggle → Settings → API → Create New Token) as ~/.kaggle/kaggle.json,\n"
     "  - or in Colab add KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN) as secrets (the key icon on the left),\n"
     f"  - or download {ARCHIVE_NAME} from the competition's Data page by hand and put it in {{data}}."

@@ -13,13 +13,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, TextIO
 
 import nbformat
 import papermill
+from papermill.exceptions import PapermillExecutionError
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
-from papermill.exceptions import PapermillExecutionError
 from traitlets.config import Config
 
 from .checkpoints import newest_run, read_history
@@ -103,11 +104,9 @@ class StreamEcho:
                 self._line_stream = stream
             self.out.write(piece)
 
-    def note(self, text: str) -> None:
-        """A line of our own between the kernel's (a marker for a figure, say)."""
-        self.finish()
-        self.out.write(INDENT + (text if self.tty else strip_ansi(text)) + "\n")
-        self.out.flush()
+    def stream(self, name: str) -> SimpleNamespace:
+        """A file-like view of one of the kernel's streams (``stdout``, ``stderr``), for papermill."""
+        return SimpleNamespace(write=lambda text: self.write(text, name), flush=self.out.flush)
 
     def finish(self) -> None:
         """End of a cell's output: write what is left of unfinished lines, end the terminal's line."""
@@ -123,24 +122,9 @@ class StreamEcho:
         self.out.flush()
 
     def _write_line(self, line: str) -> None:
-        if "\r" in line:  # redrawn in place: keep what was drawn last; a bar cleared with spaces is gone
-            line = final_text(line)
-            if not line.strip():
-                return
-        self.out.write(INDENT + line + "\n")
-
-
-class _Stream:
-    """A file-like view of one stream (stdout or stderr) of a :class:`StreamEcho`, for papermill."""
-
-    def __init__(self, echo: StreamEcho, name: str):
-        self.echo, self.name = echo, name
-
-    def write(self, text: str) -> None:
-        self.echo.write(text, self.name)
-
-    def flush(self) -> None:
-        pass
+        shown = final_text(line)  # redrawn in place: what was drawn last; a bar cleared with spaces is gone
+        if shown.strip() or "\r" not in line:
+            self.out.write(INDENT + shown + "\n")
 
 
 def kernel_config() -> Config:
@@ -275,8 +259,8 @@ def run_notebooks(only: list[str] | None = None, out_dir: Path | None = None, *,
         start = time.monotonic()
         try:
             papermill.execute_notebook(str(path), str(result.executed), parameters=chosen, kernel_name="python3", language="python",
-                                       progress_bar=False, stdout_file=_Stream(echo, "stdout"),
-                                       stderr_file=_Stream(echo, "stderr"), cwd=str(path.parent),
+                                       progress_bar=False, stdout_file=echo.stream("stdout"),
+                                       stderr_file=echo.stream("stderr"), cwd=str(path.parent),
                                        start_timeout=300, execution_timeout=timeout, coalesce_streams=True,
                                        config=kernel_config())
             result.status = "ok"

@@ -5,15 +5,11 @@ step (docs/speed.md); tests/test_speed.py checks that each one's numbers are the
 * :class:`ScaledQueriesAttention`, put into a built model by :func:`fast_attention_`;
 * :class:`BatchedMuon`: ``torch.optim.Muon``, its Newton-Schulz iterations batched by shape.
 
-Muon turns each weight matrix's momentum into a nearby orthogonal matrix with five Newton-Schulz
-iterations. ``torch.optim.Muon`` does this one matrix at a time: for the seed model's 96 small
-matrices that is about 1,400 tiny matrix products a step, 65 ms on the 2-core CPU. The seed model
-has only four shapes of them (50x64, 128x128, 512x128, 128x512), so stacking each shape and
-running the same iterations as batched products gives the same update in 27 ms. The iterations run
-in bf16, as ``torch.optim.Muon``'s do, where the hardware has bf16 units; elsewhere in fp32, because
-emulated bf16 made the optimiser 2.6 s of a 4.2 s step on an AVX2 CPU (0.07 s in fp32). Everything else
-(momentum, Nesterov, weight decay, the learning-rate adjustment, the state it saves) is
-``torch.optim.Muon``'s own, so checkpoints are interchangeable.
+``torch.optim.Muon`` orthogonalises the seed model's 96 weight matrices one at a time, about 1,400
+tiny matrix products a step; they come in four shapes, so stacked by shape the same iterations run
+as a few batched products. They run in bf16, as torch's do, where the hardware has bf16 units, and
+in fp32 elsewhere (emulated bf16 made the optimiser 2.6 s of a 4.2 s step on an AVX2 CPU). The rest
+(momentum, Nesterov, weight decay, the learning-rate adjustment, the saved state) is torch's own.
 """
 from __future__ import annotations
 

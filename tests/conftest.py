@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import zipfile
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
+from catsdogs.checkpoints import save_checkpoint
 from catsdogs.demo import make_demo_archive
+from catsdogs.model import ModelConfig, build_model
 
 
 @pytest.fixture(autouse=True)
@@ -16,6 +19,15 @@ def isolated_data(tmp_path, monkeypatch):
     monkeypatch.setenv("CATSDOGS_PROFILE", "small")
     monkeypatch.delenv("CATSDOGS_ARCHIVE", raising=False)
     return tmp_path / "data"
+
+
+@pytest.fixture(scope="session")
+def untrained_checkpoint(tmp_path_factory) -> Path:
+    """Weights of a freshly built (untrained) model: predict needs weights, not good ones."""
+    path = tmp_path_factory.mktemp("weights") / "untrained.pt"
+    save_checkpoint(path, model=build_model(ModelConfig()).state_dict(), model_config=asdict(ModelConfig()),
+                    epoch=0, train_config={"recipe": "untrained"})
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ import csv
 import io
 import struct
 import zlib
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +15,6 @@ from PIL import Image
 from catsdogs.__main__ import main
 from catsdogs.data import CachedPhotos, build_cache
 from catsdogs.images import UnreadableImage, list_images, read_rgb
-from catsdogs.checkpoints import save_checkpoint
-from catsdogs.model import ModelConfig, build_model
 from catsdogs.validate import validate_submission
 
 RED, WHITE = (255, 0, 0), (255, 255, 255)
@@ -148,15 +145,6 @@ def test_cache_skips_unreadable_files_with_a_count_every_time_it_loads(tmp_path)
         assert [cache.names[i] for i in np.flatnonzero(~cache.ok)] == bad
         data = CachedPhotos(cache, np.arange(len(cache)), np.zeros(len(cache), int))
         assert (len(data), data.skipped) == (len(good), len(bad))
-
-
-@pytest.fixture(scope="module")
-def untrained_checkpoint(tmp_path_factory) -> Path:
-    """Weights of a freshly built (untrained) model: predict needs weights, not good ones."""
-    path = tmp_path_factory.mktemp("weights") / "untrained.pt"
-    save_checkpoint(path, model=build_model(ModelConfig()).state_dict(), model_config=asdict(ModelConfig()),
-                    epoch=0, train_config={"recipe": "untrained"})
-    return path
 
 
 def test_predict_writes_a_row_for_every_picture_and_half_for_unreadable(tmp_path, untrained_checkpoint, capsys):

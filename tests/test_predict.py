@@ -4,7 +4,6 @@ checkpoint's training crops."""
 from __future__ import annotations
 
 import csv
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +11,10 @@ import pytest
 import torch
 
 from catsdogs.__main__ import main
-from catsdogs.checkpoints import save_checkpoint
 from catsdogs.data import CachedPhotos, build_cache, eval_loader
 from catsdogs.demo import _draw_animal
 from catsdogs.device import Device
 from catsdogs.inference import predict_loader
-from catsdogs.model import ModelConfig, build_model
 from catsdogs.predict import load_model, predict_folder
 from catsdogs.submission import checkpoint_crop, matched_crop, tta_crops, tta_predict
 
@@ -132,15 +129,6 @@ def test_a_file_that_is_not_a_checkpoint_says_what_to_pass(tmp_path, capsys, con
     assert "notebook 04" in err and str(Path("checkpoints") / "modern" / "best.pt") in err  # ws.run_dir("modern")
     assert "leave out --checkpoint to use the shipped weights" in err
     assert "delete" not in err.lower() and mine.read_bytes() == content and not (tmp_path / "sub.csv").exists()
-
-
-@pytest.fixture(scope="module")
-def untrained_checkpoint(tmp_path_factory) -> Path:
-    """Weights of a freshly built (untrained) model: predict needs weights, not good ones."""
-    path = tmp_path_factory.mktemp("weights") / "untrained.pt"
-    save_checkpoint(path, model=build_model(ModelConfig()).state_dict(), model_config=asdict(ModelConfig()),
-                    epoch=0, train_config={"recipe": "untrained"})
-    return path
 
 
 def test_predict_uses_the_crops_around_the_one_matched_to_the_checkpoint_and_the_crops_option(tmp_path,

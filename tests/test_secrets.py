@@ -78,3 +78,47 @@ def test_the_key_detector_finds_a_planted_key(tmp_path):
 def test_no_committed_notebook_output_shows_a_key(notebook):
     found = KEY_LIKE.search(_output_text(notebook))
     assert found is None, f"{notebook.name} shows something shaped like a Kaggle key: clear that output"
+
+
+SIGN_INS = {  # every way the kaggle client (2.x) signs in, as it looks for them
+    "KAGGLE_USERNAME and KAGGLE_KEY": lambda home, env: env.update(KAGGLE_USERNAME="learner", KAGGLE_KEY=KEY),
+    "KAGGLE_API_TOKEN": lambda home, env: env.update(KAGGLE_API_TOKEN="KGAT_0123456789abcdef"),
+    "~/.kaggle/kaggle.json": lambda home, env: _write(home / ".kaggle" / "kaggle.json", '{"username": "l", "key": "k"}'),
+    "$KAGGLE_CONFIG_DIR/kaggle.json": lambda home, env: (env.update(KAGGLE_CONFIG_DIR=str(home / "elsewhere")),
+                                                         _write(home / "elsewhere" / "kaggle.json", "{}")),
+    "$XDG_CONFIG_HOME/kaggle/kaggle.json": lambda home, env: _write(home / ".config" / "kaggle" / "kaggle.json", "{}"),
+    "~/.kaggle/access_token": lambda home, env: _write(home / ".kaggle" / "access_token", "KGAT_0123456789abcdef"),
+    "~/.kaggle/access_token.txt": lambda home, env: _write(home / ".kaggle" / "access_token.txt", "KGAT_0123456789"),
+    "kaggle auth login (OAuth: ~/.kaggle/credentials.json)": lambda home, env: _write(
+        home / ".kaggle" / "credentials.json", '{"refresh_token": "r", "access_token": "a", "username": "l"}'),
+}
+
+
+def _write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+@pytest.fixture
+def fresh_home(tmp_path, monkeypatch):
+    """A home folder with no Kaggle sign-in at all, and no Kaggle variable set."""
+    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    return tmp_path / "home"
+
+
+@pytest.mark.parametrize("way", SIGN_INS)
+def test_every_way_the_kaggle_client_signs_in_is_recognised(way, fresh_home, monkeypatch):
+    assert not has_kaggle_credentials()
+    env: dict = {}
+    SIGN_INS[way](fresh_home, env)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert has_kaggle_credentials(), way
+
+
+def test_an_empty_credentials_file_is_no_sign_in(fresh_home):
+    _write(fresh_home / ".kaggle" / "credentials.json", "")
+    assert not has_kaggle_credentials()
