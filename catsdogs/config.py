@@ -57,65 +57,30 @@ def shown(path: Path | str) -> str:
     return path.name
 
 
-@dataclass(frozen=True)
+@dataclass
 class Workspace:
     """The files of one dataset: the Kaggle photos (``data/kaggle``) or the demo (``data/demo``).
 
-    ``root`` keeps the archive, split, checkpoints and submission; ``scratch`` (the same folder
-    unless :func:`scratch_dir` says otherwise) holds what can be rebuilt from the archive."""
+    ``root`` keeps the archive, split, checkpoints and submission; ``local`` (``scratch``, or the
+    same folder unless :func:`scratch_dir` says otherwise) what can be rebuilt from the archive."""
 
     root: Path
     is_demo: bool
     scratch: Path | None = None
 
-    @property
-    def local(self) -> Path:
-        return self.scratch or self.root
-
-    @property
-    def archive(self) -> Path:
-        return self.root / ARCHIVE_NAME
-
-    @property
-    def train_dir(self) -> Path:
-        return self.local / "train"
-
-    @property
-    def test_dir(self) -> Path:
-        return self.local / "test"
-
-    @property
-    def sample_submission(self) -> Path:
-        return self.local / "sample_submission.csv"
-
-    @property
-    def extracted_marker(self) -> Path:
-        return self.local / ".extracted"
-
-    @property
-    def split_csv(self) -> Path:
-        return self.root / "split.csv"
-
-    @property
-    def cache_dir(self) -> Path:
-        return self.local / "cache"
-
-    @property
-    def checkpoint_dir(self) -> Path:
-        return self.root / "checkpoints"
-
-    @property
-    def submission(self) -> Path:
-        return self.root / "submission.csv"
+    def __post_init__(self):
+        root = self.root
+        local = self.local = self.scratch or root
+        self.archive, self.split_csv, self.submission = root / ARCHIVE_NAME, root / "split.csv", root / "submission.csv"
+        self.checkpoint_dir = root / "checkpoints"
+        self.train_dir, self.test_dir, self.cache_dir = local / "train", local / "test", local / "cache"
+        self.sample_submission, self.extracted_marker = local / "sample_submission.csv", local / ".extracted"
+        self.label = "DEMO (synthetic pictures, not the Kaggle photos)" if self.is_demo else "Kaggle photos"
 
     def run_dir(self, name: str) -> Path:
         """The checkpoints and history of one training run: ``checkpoints/<name>``, named by notebook
         04's ``recipe`` (``teacher`` for the CNN teacher)."""
         return self.checkpoint_dir / name
-
-    @property
-    def label(self) -> str:
-        return "DEMO (synthetic pictures, not the Kaggle photos)" if self.is_demo else "Kaggle photos"
 
 
 def _workspace(name: str, is_demo: bool) -> Workspace:

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 from .archives import ARCHIVE_ADVICE, DatasetError, check_archive, extract_competition, is_extracted
@@ -190,34 +191,39 @@ def find_archive(explicit: Path | str | None = None) -> Path | None:
 # ---------------------------------------------------------------------------------------------
 # One call for notebook 01
 # ---------------------------------------------------------------------------------------------
-def prepare_dataset(archive: Path | str | None = None, *, download: bool = True, ask_upload: bool = False,
+def prepare_dataset(archive: Path | str | None = None, *, download: bool = True, ask_upload: bool = True,
                     quiet: bool = False) -> Workspace:
     """Put the competition files in place and return their workspace, saying in one line what it did.
 
-    In order: an archive given (or ``$CATSDOGS_ARCHIVE``, or already in ``data/``) is used; else,
-    with Kaggle credentials (in Colab also its secrets, or with ``ask_upload`` a kaggle.json upload),
-    it is downloaded; else photos extracted earlier are used; else the generated demo archive, and
-    said so. The ``small`` profile always uses the demo. Every step is skipped when already done, so
-    any notebook can call this first, on a fresh machine or after the others.
+    In order: an archive given (or ``$CATSDOGS_ARCHIVE``, or already in ``data/``) is used; else
+    photos extracted earlier; else, with Kaggle credentials (in Colab also its secrets, or a
+    kaggle.json uploaded when asked: ``ask_upload``), a download; else the generated demo archive,
+    with a warning. The ``small`` profile always uses the demo. Every step is skipped when already
+    done, so any notebook can call this first, on a fresh machine or after the others.
     """
     say = (lambda message: None) if quiet else print
     if not is_small():
-        found = find_archive(archive)
+        found, real = find_archive(archive), kaggle_workspace()
+        if found is None and real.extracted_marker.exists():  # extracted earlier, archive since moved
+            say(f"Kaggle photos: already in place in {shown(real.local)} (extracted earlier)")
+            return real
         if found is None and download and (has_kaggle_credentials() or colab_credentials(ask_upload)):
             found = download_competition(data_dir())
             say(f"downloaded {shown(found)} from Kaggle")
         if found is not None:
-            return _extract_and_say(found, kaggle_workspace(), say)
-        real = kaggle_workspace()
-        if real.extracted_marker.exists():  # extracted earlier, archive since moved
-            say(f"Kaggle photos: already in place in {shown(real.local)} (extracted earlier)")
-            return real
-        say(f"No {ARCHIVE_NAME} in {shown(data_dir())} and no Kaggle credentials: using the generated DEMO archive "
-            "(synthetic pictures). See notebook 01 or the README for the real data.")
+            return _extract_and_say(found, real, say)
+        if not quiet:
+            warnings.warn(f"No {ARCHIVE_NAME} in {shown(data_dir())} and no Kaggle credentials: this uses the generated "
+                          "DEMO archive (synthetic pictures), not the Kaggle photos. See notebook 01 or the README for "
+                          "the real data.", DemoDataWarning, stacklevel=2)
     ws = demo_workspace()
     if not ws.archive.exists():
         make_demo_archive(ws.archive, **demo_size())
     return _extract_and_say(ws.archive, ws, say)
+
+
+class DemoDataWarning(UserWarning):
+    """The notebooks run on the generated demo archive: their figures say nothing of the real photos."""
 
 
 def _extract_and_say(archive: Path, ws: Workspace, say) -> Workspace:

@@ -74,14 +74,10 @@ def training_curves(histories: dict[str, list[dict]]):
     """Loss and accuracy per epoch, train dashed and validation solid, one colour per run."""
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
     for k, (name, history) in enumerate(histories.items()):
-        if not history:
-            continue
         epochs = [h["epoch"] for h in history]
-        color = f"C{k}"
-        ax_loss.plot(epochs, [h["loss"] for h in history], "--", color=color, label=f"{name} train")
-        ax_loss.plot(epochs, [h["val_loss"] for h in history], "-", color=color, label=f"{name} val")
-        ax_acc.plot(epochs, [h["acc"] for h in history], "--", color=color, label=f"{name} train")
-        ax_acc.plot(epochs, [h["val_acc"] for h in history], "-", color=color, label=f"{name} val")
+        for ax, train, val in ((ax_loss, "loss", "val_loss"), (ax_acc, "acc", "val_acc")):
+            ax.plot(epochs, [h[train] for h in history], "--", color=f"C{k}", label=f"{name} train")
+            ax.plot(epochs, [h[val] for h in history], "-", color=f"C{k}", label=f"{name} val")
     ax_loss.set(xlabel="epoch", ylabel="loss (val: log loss)", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     for ax in (ax_loss, ax_acc):

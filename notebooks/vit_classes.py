@@ -8,7 +8,7 @@ Why rewrite it: `transformers.ViTModel` is the ViT most people meet first (and t
 `google/vit-base-patch16-224-in21k` ships for), but its code is spread over configuration,
 output and pretrained-model machinery. Here are the same twelve classes, each a few lines, with
 the same parameter names, so a checkpoint trained with `transformers` loads into them with
-`load_state_dict(..., strict=True)` and gives the same numbers (see tests/test_hf_vit.py).
+`load_state_dict(..., strict=True)` and gives the same numbers (see tests/test_vit_classes.py).
 
 Shapes for the base config (224x224 RGB, patch 16, hidden 768, 12 heads):
 pixels (B, 3, 224, 224) -> PatchEmbeddings (B, 196, 768) -> ViTEmbeddings (B, 197, 768)

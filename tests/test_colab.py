@@ -12,6 +12,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -179,6 +180,27 @@ def test_an_uploaded_kaggle_json_is_used_when_asked_for(fake_colab, tmp_path, mo
     fake_colab.files.UPLOADS["kaggle.json"] = json.dumps({"username": "learner", "key": KEY}).encode()
     assert colab_credentials(ask_upload=True)
     assert json.loads((tmp_path / "kaggle" / "kaggle.json").read_text())["key"] == KEY
+
+
+def test_a_notebook_opened_alone_asks_for_kaggle_json_before_it_falls_back_to_the_demo(fake_colab, tmp_path,
+                                                                                       monkeypatch, demo_archive):
+    """In Colab, without an archive, photos or credentials, every notebook's prepare_dataset() first offers
+    the kaggle.json upload; cancelled, it falls back to the demo with a warning, not a quiet line."""
+    from catsdogs.download import DemoDataWarning
+
+    monkeypatch.setenv("CATSDOGS_PROFILE", "full")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "kaggle"))
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.warns(DemoDataWarning, match="DEMO archive .* not the Kaggle photos"):
+        ws = prepare_dataset()
+    assert ws.is_demo and len(fake_colab.files.CALLS) == 1  # asked once; the learner cancelled
+    prepare_dataset(archive=demo_archive)  # once the Kaggle photos are in place (here: extracted earlier) ...
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not prepare_dataset().is_demo  # ... they are used, and nothing is asked
+    assert len(fake_colab.files.CALLS) == 1
 
 
 # ---------------------------------------------------------------------------------------------
