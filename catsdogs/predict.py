@@ -30,7 +30,6 @@ from .images import CLASSES, UnreadableImage, image_id, list_images, no_pictures
 from .inference import predict_loader
 from .metrics import Evaluation
 from .model import ModelConfig, build_model
-from .speed import fast_attention_
 from .submission import checkpoint_crop, tta_crops, tta_predict, write_submission
 
 
@@ -39,7 +38,7 @@ def load_model(checkpoint: Path | None = None, device: Device | None = None) -> 
     device = device or Device.pick()
     path = Path(checkpoint) if checkpoint else SHIPPED_WEIGHTS
     state = load_checkpoint(path, map_location=device.device)
-    model = fast_attention_(build_model(ModelConfig(**state.get("model_config", {}))))
+    model = build_model(ModelConfig(**state.get("model_config", {})))
     model.load_state_dict({k: v.float() for k, v in state["model"].items()})
     return model.to(device.device).eval(), state
 

@@ -1,9 +1,6 @@
-"""Two speed-ups that compute the same numbers as the plain code they stand in for, kept here so
-that the lesson's code stays the plain one. Each was measured to buy at least 10% of a training
-step (docs/speed.md); tests/test_speed.py checks that each one's numbers are the plain code's.
-
-* :class:`ScaledQueriesAttention`, put into a built model by :func:`fast_attention_`;
-* :class:`BatchedMuon`: ``torch.optim.Muon``, its Newton-Schulz iterations batched by shape.
+"""A speed-up that computes what the plain code it stands in for computes, kept here so that the
+lesson's code stays the plain one: :class:`BatchedMuon`, ``torch.optim.Muon`` with its Newton-Schulz
+iterations batched by shape (docs/speed.md has what it buys; tests/test_speed.py checks its numbers).
 
 ``torch.optim.Muon`` orthogonalises the seed model's 96 weight matrices one at a time, about 1,400
 tiny matrix products a step; they come in four shapes, so stacked by shape the same iterations run
@@ -14,39 +11,9 @@ in fp32 elsewhere (emulated bf16 made the optimiser 2.6 s of a 4.2 s step on an 
 from __future__ import annotations
 
 import torch
-from einops import rearrange
-from linformer.linformer import LinformerSelfAttention
-from torch import nn
 from torch.optim._muon import _adjust_lr
 
 from .device import native_bf16
-
-
-class ScaledQueriesAttention(LinformerSelfAttention):
-    """``linformer``'s attention with its 1/sqrt(d_head) scale applied to the queries (50 x 16 numbers
-    per head) instead of to the scores (50 x 64). With d_head = 16 the scale is 1/4, a power of two,
-    so every number is the same bit for bit; on a CPU multiplying the large score tensor (and its
-    gradient) cost more than the attention's matrix products."""
-
-    def forward(self, x: torch.Tensor, context: None = None, **kwargs) -> torch.Tensor:
-        assert context is None, "the ViT's attention is self-attention"
-        n, heads = x.shape[1], self.heads
-        queries = self.to_q(x) * self.dim_head ** -0.5
-        keys = torch.einsum("bnd,nk->bkd", self.to_k(x), self.proj_k[:n])  # 50 tokens → k = 64 mixtures
-        values = torch.einsum("bnd,nk->bkd", self.to_v(x), self.proj_v[:n])
-        queries, keys, values = (rearrange(t, "b n (h d) -> b h n d", h=heads) for t in (queries, keys, values))
-        attention = (queries @ keys.transpose(-1, -2)).softmax(dim=-1)
-        out = self.dropout(attention) @ values
-        return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
-
-
-def fast_attention_(model: nn.Module) -> nn.Module:
-    """Compute every Linformer attention layer of ``model`` with :class:`ScaledQueriesAttention`: the
-    same parameters, names and numbers, only a faster ``forward``."""
-    for module in model.modules():
-        if type(module) is LinformerSelfAttention:
-            module.__class__ = ScaledQueriesAttention
-    return model
 
 
 def newton_schulz(grads: torch.Tensor, coefficients: tuple[float, float, float], steps: int,

@@ -22,8 +22,8 @@ generated DEMO archive (synthetic: the figures say little). Work files go to ``-
 (default ``data/bench``), never ``data/kaggle``; its checkpoints are deleted first so notebook 04
 never resumes. The last line printed is the JSON.
 
-``--tricks`` instead times what each speed-up of ``catsdogs/speed.py`` (and the per-pixel
-normalisation table of ``Device.input``) buys: the training step of the seed model (batch 128, the
+``--tricks`` instead times what the speed-ups buy (``catsdogs.speed.BatchedMuon``, the per-pixel
+normalisation table of ``Device.input``): the training step of the seed model (batch 128, the
 default recipe's Muon, no teacher) on random photos, with all of them and with each one swapped for
 the plain code it stands in for, interleaved, the median of three rounds.
 
@@ -210,11 +210,10 @@ def trick_step_times(rounds: int = 3, steps: int = 3) -> dict:
     import statistics
 
     import torch.nn.functional as F
-    from linformer.linformer import LinformerSelfAttention
 
     from catsdogs.device import IMAGENET_MEAN, IMAGENET_STD, Device
     from catsdogs.model import build_model, mimetic_init_
-    from catsdogs.speed import BatchedMuon, fast_attention_
+    from catsdogs.speed import BatchedMuon
     from catsdogs.training import make_optimizers
 
     device = Device.pick()
@@ -222,11 +221,9 @@ def trick_step_times(rounds: int = 3, steps: int = 3) -> dict:
     mean, std = (torch.tensor(v).view(1, 3, 1, 1) * 255 for v in (IMAGENET_MEAN, IMAGENET_STD))
     dtype = torch.bfloat16 if device.precision == "bf16" else torch.float32
 
-    def step_of(fast_attention=True, batched_muon=True, table=True):
+    def step_of(batched_muon=True, table=True):
         torch.manual_seed(0)
         model = mimetic_init_(build_model())
-        if fast_attention:
-            fast_attention_(model)
         optimizers = make_optimizers(model, optimizer="muon", lr=1e-3, weight_decay=0.05)
         if not batched_muon:
             muon = optimizers[0]
@@ -243,12 +240,10 @@ def trick_step_times(rounds: int = 3, steps: int = 3) -> dict:
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             for optimizer in optimizers:
                 optimizer.step()
-        assert fast_attention or all(type(m) is LinformerSelfAttention for m in model.modules()
-                                     if isinstance(m, LinformerSelfAttention))
         return step
 
-    variants = {"all": step_of(), "plain attention": step_of(fast_attention=False),
-                "torch.optim.Muon": step_of(batched_muon=False), "plain normalisation": step_of(table=False)}
+    variants = {"all": step_of(), "torch.optim.Muon": step_of(batched_muon=False),
+                "plain normalisation": step_of(table=False)}
     times = {name: [] for name in variants}
     for step in variants.values():
         step(), step()  # warm-up
