@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .archives import DatasetError, safe_extract
-from .checkpoints import load_checkpoint
+from .checkpoints import load_checkpoint, newest_run
 from .config import SHIPPED_WEIGHTS, scratch_dir
 from .data import default_workers, eval_loader
 from .device import Device
@@ -31,6 +31,17 @@ from .inference import predict_loader
 from .metrics import Evaluation
 from .model import ModelConfig, build_model
 from .submission import checkpoint_crop, tta_crops, tta_predict, write_submission
+
+
+def checkpoint_to_use(checkpoint_dir: Path, checkpoint: Path | str | None = None) -> tuple[Path, str]:
+    """The checkpoint notebooks 05 and 07 use, and why: the one named, else the best epoch of the run
+    trained last in ``checkpoint_dir``, else the shipped weights (so they run without training)."""
+    if checkpoint:
+        return Path(checkpoint), "named in the parameters cell"
+    trained = newest_run(checkpoint_dir)
+    if trained is not None:
+        return trained / "best.pt", "trained by notebook 04 in this workspace"
+    return SHIPPED_WEIGHTS, "the shipped weights: notebook 04 has not trained a model here"
 
 
 def load_model(checkpoint: Path | None = None, device: Device | None = None) -> tuple[nn.Module, dict]:

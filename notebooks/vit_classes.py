@@ -1,6 +1,6 @@
 """The Hugging Face ViT, class by class, in plain torch.
 
-This file sits beside notebook 06 (06_vit_classes_explained.ipynb), its only user, which imports it
+This file sits beside notebooks 06 (06_vit_classes_explained.ipynb) and 07, its only users, which import it
 as `from vit_classes import ...` (the notebook's working directory is notebooks/, in Colab too); it
 is not part of the catsdogs package.
 
@@ -34,7 +34,7 @@ from torch import Tensor, nn
 __all__ = [
     "ViTConfig", "PatchEmbeddings", "ViTPatchEmbeddings", "ViTEmbeddings", "ViTSelfAttention",
     "ViTSelfOutput", "ViTAttention", "ViTIntermediate", "ViTOutput", "ViTLayer", "ViTEncoder",
-    "ViTModel", "ViTPooler", "ViTModelOutput", "ViTClassifier", "hf_key_to_ours", "attention_rollout",
+    "ViTModel", "ViTPooler", "ViTModelOutput", "ViTClassifier", "hf_key_to_ours",
     "attention_flops", "count_parameters",
 ]
 
@@ -274,7 +274,7 @@ class ViTLayer(nn.Module):
 class ViTEncoder(nn.Module):
     """num_hidden_layers ViTLayers in a row, (B, T, D) -> (B, T, D). Optionally keeps every
     intermediate state (input + one per layer) and every layer's attention map, which is what
-    attention rollout and probing need."""
+    probing needs."""
 
     def __init__(self, config: ViTConfig):
         super().__init__()
@@ -410,22 +410,6 @@ class ViTClassifier(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def attention_rollout(attentions: tuple[Tensor, ...] | list[Tensor], residual: float = 0.5) -> Tensor:
-    """Abnar & Zuidema's attention rollout: how much each token's final state draws on each input
-    token, following attention through every layer. Heads are averaged; the residual connection
-    is modelled as `residual * identity`; rows are renormalised; the layers' matrices multiply.
-
-    attentions: L tensors of (B, heads, T, T) -> (B, T, T). Row 0 is the [CLS] token's view."""
-    rollout = None
-    for probs in attentions:
-        a = probs.mean(dim=1)
-        eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
-        a = residual * eye + (1 - residual) * a
-        a = a / a.sum(dim=-1, keepdim=True)
-        rollout = a if rollout is None else a @ rollout
-    return rollout
 
 
 def attention_flops(tokens: int, dim: int, *, heads: int = 1, k: int | None = None) -> int:

@@ -28,6 +28,8 @@ SAYS = {  # what each notebook must tell a learner who opened it alone
     "05_submission": ["the shipped weights: notebook 04 has not trained a model here",
                       "no split.csv yet (notebook 02 has not run here)"],
     "06_vit_classes_explained": ["no split.csv yet (notebook 02 has not run here)"],
+    "07_attention_and_linformer": ["the shipped weights: notebook 04 has not trained a model here",
+                                   "no split.csv yet (notebook 02 has not run here)"],
 }
 
 

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "notebooks"))  #
 import vit_classes  # noqa: E402
 from vit_classes import (  # noqa: E402
     PatchEmbeddings, ViTClassifier, ViTConfig, ViTEmbeddings, ViTModel, ViTModelOutput,
-    ViTPatchEmbeddings, attention_rollout, hf_key_to_ours,
+    ViTPatchEmbeddings, hf_key_to_ours,
 )
 
 SMALL = dict(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=128,
@@ -189,17 +189,6 @@ def test_hf_alias_and_embeddings_prepend_cls():
     torch.testing.assert_close(out[:, 0], expected_cls.expand(2, -1))
 
 
-def test_attention_rollout_rows_are_distributions():
-    model = ViTModel(ViTConfig(**SMALL)).eval()
-    with torch.no_grad():
-        maps = model(torch.randn(2, 3, 32, 32), output_attentions=True).attentions
-    roll = attention_rollout(maps)
-    assert roll.shape == (2, 17, 17)
-    torch.testing.assert_close(roll.sum(-1), torch.ones(2, 17))
-    # with no attention weight at all (residual=1) the rollout is the identity
-    torch.testing.assert_close(attention_rollout(maps, residual=1.0), torch.eye(17).expand(2, -1, -1))
-
-
 def test_classifier_learns_a_small_batch():
     """Gradients reach every parameter and a few Adam steps fit 8 random images."""
     torch.manual_seed(0)
@@ -217,8 +206,9 @@ def test_classifier_learns_a_small_batch():
     assert losses[-1] < 0.1 < losses[0]
 
 
-def test_classes_sit_beside_notebook_06():
-    """Notebook 06 imports them as `from vit_classes import ...` from its own folder."""
+def test_classes_sit_beside_notebooks_06_and_07():
+    """Notebooks 06 and 07 import them as `from vit_classes import ...` from their own folder."""
     here = Path(vit_classes.__file__).resolve().parent
     assert here == Path(__file__).resolve().parent.parent / "notebooks"
     assert (here / "06_vit_classes_explained.ipynb").exists()
+    assert (here / "07_attention_and_linformer.ipynb").exists()
