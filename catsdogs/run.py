@@ -31,9 +31,7 @@ INDENT = "  "
 # The tests' profile (CATSDOGS_PROFILE=small): the same notebooks, short runs on the tiny demo archive.
 SMALL = {
     "04": dict(epochs=1, batch_size=32, warmup_epochs=0.0, teacher_epochs=1),
-    "06": dict(image_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-               epochs=2, batch_size=32, lr=2e-3, layer_batch=2, layer_repeats=1, model_depth=2, model_batch=2,
-               model_repeats=1),
+    "07": dict(layer_batch=2, layer_repeats=1, model_depth=2, model_batch=2, model_repeats=1),
 }
 # Recipes besides notebook 04's own (`--recipe NAME`): the blog's, as its notebook trains (Adam at a
 # constant 3e-5: its StepLR is never stepped), batch 64, torchvision's default crops, no teacher, 20 epochs.
@@ -42,6 +40,9 @@ RECIPES = {
                  schedule="constant", warmup_epochs=0.0, label_smoothing=0.0, crop_scale=(0.08, 1.0), grad_clip=0.0,
                  distill=0.0),
 }
+# Parameters that hand a notebook data rather than change what it trains or chooses: --inplace takes
+# them (notebook 05's second source), and the stored notebook shows them in its injected cell.
+DATA_PARAMETERS = {"second_source", "my_photo"}
 # CSI sequences (colours, cursor moves), OSC sequences (titles, links) and two-byte escapes
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 
@@ -247,9 +248,9 @@ def run_notebooks(only: list[str] | None = None, out_dir: Path | None = None, *,
     if unknown:
         raise ValueError(f"no notebook run here has a parameter {', '.join(unknown)} (they have: {', '.join(sorted(known))})")
     injected = [parameters_for(path, parameters, recipe=recipe, small=is_small()) for path in paths]
-    if inplace and any(injected):
-        raise ValueError("--inplace keeps each notebook's own parameters: leave out the parameters (and the small "
-                         "profile), or --inplace.")
+    if inplace and any(set(chosen) - DATA_PARAMETERS for chosen in injected):
+        raise ValueError("--inplace keeps each notebook's own parameters (only data may be handed in: "
+                         f"{', '.join(sorted(DATA_PARAMETERS))}): leave out the others (and the small profile), or --inplace.")
     results = [NotebookResult(path.name) for path in paths]
     for path, result, chosen in zip(paths, results, injected):
         print(f"▶ {path.name}", file=out, flush=True)

@@ -195,6 +195,22 @@ def test_misspelt_or_inplace_parameters_are_refused_before_anything_runs(tmp_pat
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+def test_inplace_takes_data_but_no_recipe_change_and_the_stored_notebook_shows_it(tmp_path):
+    """Notebook 05's second source is data, not a choice: a final --inplace run may hand it in, and the
+    stored notebook then shows the value in its injected cell; anything else is refused."""
+    params = new_code_cell("second_source = None\nepochs = 30")
+    params.metadata["tags"] = ["parameters"]
+    folder = _write(tmp_path / "notebooks", {"05_x.ipynb": new_notebook(cells=[params, new_code_cell("print(second_source)")])})
+    with pytest.raises(ValueError, match="only data may be handed in: my_photo, second_source"):
+        run_notebooks(folder=folder, out_dir=tmp_path / "out", inplace=True, parameters={"second_source": "w.zip", "epochs": 3})
+    run_notebooks(folder=folder, out_dir=tmp_path / "out", inplace=True, parameters={"second_source": "web.zip"},
+                  out=io.StringIO())
+    stored = nbformat.read(folder / "05_x.ipynb", as_version=4)
+    injected = [c for c in stored.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert [c.source.strip().splitlines()[-1] for c in injected] == ['second_source = "web.zip"']
+    assert stored.cells[-1].outputs[0]["text"] == "web.zip\n"
+
+
 def test_the_tests_notebook_copies_carry_the_small_profile_as_injected_parameters(tmp_path):
     copies = {path.name: path for path in small_copies(REPO_DIR / "notebooks", tmp_path)}
     assert set(copies) == {path.name for path in notebooks()}
