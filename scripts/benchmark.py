@@ -14,6 +14,9 @@
    pipeline projected: notebooks 01 + 02 + 05 + the teacher's and the ViT's epochs as notebook 04's
    parameters cell sets them (``teacher_epochs``, ``epochs``) + the rest of notebook 04. When ``limit_train`` cut the photos, an epoch's
    training part is scaled to the whole training split; its validation part (every photo) is not.
+   ``minutes_to_final_accuracy`` = the same projection up to the default recipe's final accuracy:
+   the best epoch and the figures that notebooks 04 and 05 store in their outputs (the run on the
+   Kaggle photos the repository keeps), then notebook 05's test-time options.
 
 Every figure is a wall-clock rate: noisy on a busy machine (flagged ``busy``: other work on the
 CPU, see ``machine_busy``). bf16 against fp32 accuracy was measured earlier (the old
@@ -147,6 +150,25 @@ def epoch_figures(run_dir: Path, photos: int, full: int) -> dict:
 
 
 # --- The machine, the archive, the folder ------------------------------------------------------
+def stored_final_accuracy(folder: Path = REPO / "notebooks") -> dict | None:
+    """The default recipe's final accuracy as the stored notebooks print it: notebook 04's best epoch
+    (whole photos) and notebook 05's choice of test-time options; None where they are not stored."""
+    import re
+
+    import nbformat
+
+    def printed(name: str) -> str:
+        nb = nbformat.read(folder / name, as_version=4)
+        return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+    best = re.search(r"best checkpoint \(epoch (\d+)\): val accuracy ([\d.]+), log loss ([\d.]+)", printed("04_train.ipynb"))
+    chosen = re.search(r"chosen: .*\(validation accuracy ([\d.]+), log loss ([\d.]+)\)", printed("05_submission.ipynb"))
+    if not (best and chosen):
+        return None
+    return {"best_epoch": int(best[1]), "val_acc": float(best[2]), "val_loss": float(best[3]),
+            "with_tta": {"val_acc": float(chosen[1]), "val_loss": float(chosen[2])}}
+
+
 def cpu_model() -> str:
     info = Path("/proc/cpuinfo")
     lines = info.read_text().splitlines() if info.exists() else []
@@ -317,11 +339,14 @@ def main(argv: list[str] | None = None) -> int:
     nb04_other = seconds["04"] - teacher["seconds"] - vit["seconds"]
     pipeline_s = (seconds["01"] + seconds["02"] + seconds["05"] + teacher_epochs * teacher["full_epoch_s"]
                   + vit_epochs * vit["full_epoch_s"] + nb04_other)
+    final = stored_final_accuracy()  # the best epoch comes before the last: the rest of 04 and 05 still run
+    to_final_s = (pipeline_s - (vit_epochs - final["best_epoch"]) * vit["full_epoch_s"]) if final else None
     amortized = 1 / (1 / vit["img_s"] + teacher_epochs / vit_epochs / teacher["img_s"])
     load_end, cores = round(os.getloadavg()[0], 2), os.cpu_count() or 1
     result = {
         "speedup": round(vit["img_s"] / blog["img_s"], 2), "blog_leak_fixed": True,
         "pipeline_min": round(pipeline_s / 60, 1),
+        "minutes_to_final_accuracy": round(to_final_s / 60, 1) if final else None, "final_accuracy": final,
         "blog_img_s": round(blog["img_s"], 2), "ours_img_s": round(vit["img_s"], 2),
         "speedup_teacher_training_amortized": round(amortized / blog["img_s"], 2),
         "teacher_img_s": round(teacher["img_s"], 2),
@@ -369,6 +394,11 @@ def report(r: dict) -> None:
           + (" (photos and caches from an earlier run: 01 and 02 did little)" if r["prepared_earlier"] else ""))
     print(f"whole default pipeline, PROJECTED ({r['projected_epochs']['teacher']} teacher + {r['projected_epochs']['vit']} "
           f"ViT epochs): {r['pipeline_min']:.0f} min; this run took {r['total_s']:.0f} s")
+    if r["final_accuracy"]:
+        f = r["final_accuracy"]
+        print(f"to the default recipe's final accuracy, PROJECTED: {r['minutes_to_final_accuracy']:.0f} min (best epoch "
+              f"{f['best_epoch']}: {f['val_acc']:.4f} / {f['val_loss']:.4f} on whole photos, {f['with_tta']['val_acc']:.4f} / "
+              f"{f['with_tta']['val_loss']:.4f} with notebook 05's test-time options, as the stored notebooks print them)")
     print("=" * 90, flush=True)
 
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from catsdogs.download import make_demo_archive
@@ -70,6 +71,26 @@ def test_quick_run_on_a_tiny_demo_archive(tmp_path):
     assert result["photos"] == {"train_split": 64, "trained": 64, "blog_timed": 64}
     assert set(result["notebook_s"]) == {"01", "02", "04", "05"}
     assert result["projected_epochs"] == {"teacher": 15, "vit": 30}
+    final = load_script().stored_final_accuracy()  # from the stored notebooks' outputs
+    assert result["final_accuracy"] == final and 1 <= final["best_epoch"] <= 30
+    per_vit_epoch = result["vit_epoch_s_full"] / 60
+    assert result["minutes_to_final_accuracy"] == pytest.approx(
+        result["pipeline_min"] - (30 - final["best_epoch"]) * per_vit_epoch, abs=0.11)
     assert {str(folder): files_under(folder) for folder in watched} == before  # nothing written outside the bench
     assert sorted(p.name for p in tmp_path.iterdir()) == ["archive", "bench"]
     assert (bench_dir / "kaggle" / "checkpoints" / "modern" / "history.json").exists()
+
+
+def test_final_accuracy_is_read_from_the_stored_outputs_or_none(tmp_path):
+    """The projection to the final accuracy uses what notebooks 04 and 05 print; none without outputs."""
+    import nbformat
+    bench = load_script()
+    for name in ("04_train.ipynb", "05_submission.ipynb"):
+        nb = nbformat.read(REPO / "notebooks" / name, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs = []
+        nbformat.write(nb, tmp_path / name)
+    assert bench.stored_final_accuracy(tmp_path) is None
+    final = bench.stored_final_accuracy()
+    assert 0 < final["val_acc"] < 1 and 0 < final["with_tta"]["val_acc"] < 1 and final["best_epoch"] >= 1
