@@ -203,6 +203,14 @@ def without_run_metadata(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
+def own_parameters(path: Path) -> nbformat.NotebookNode:
+    """A notebook as its own parameters cell sets it: the values a stored run injected (notebook 05's
+    second source) are shown in the committed notebook, but a new run starts without them."""
+    nb = load_notebook_node(str(path))
+    nb.cells = [cell for cell in nb.cells if "injected-parameters" not in cell.metadata.get("tags", [])]
+    return nb
+
+
 def small_copies(folder: Path, dest: Path) -> list[Path]:
     """Copies of the numbered notebooks in ``dest``, each with the small profile's parameters
     (:data:`SMALL`) injected as papermill injects them, and the notebooks' own modules beside them:
@@ -212,7 +220,7 @@ def small_copies(folder: Path, dest: Path) -> list[Path]:
         shutil.copy2(module, dest / module.name)
     copies = []
     for path in notebooks(folder=folder):
-        nb, small = load_notebook_node(str(path)), parameters_for(path, {}, small=True)
+        nb, small = own_parameters(path), parameters_for(path, {}, small=True)
         if small:
             nb = parameterize_notebook(nb, small, kernel_name="python3", language="python")
         nbformat.write(nb, dest / path.name)
@@ -259,7 +267,7 @@ def run_notebooks(only: list[str] | None = None, out_dir: Path | None = None, *,
         result.executed = out_dir / path.name
         start = time.monotonic()
         try:
-            papermill.execute_notebook(str(path), str(result.executed), parameters=chosen, kernel_name="python3", language="python",
+            papermill.execute_notebook(own_parameters(path), str(result.executed), parameters=chosen, kernel_name="python3", language="python",
                                        progress_bar=False, stdout_file=echo.stream("stdout"),
                                        stderr_file=echo.stream("stderr"), cwd=str(path.parent),
                                        start_timeout=300, execution_timeout=timeout, coalesce_streams=True,

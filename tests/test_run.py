@@ -209,6 +209,12 @@ def test_inplace_takes_data_but_no_recipe_change_and_the_stored_notebook_shows_i
     injected = [c for c in stored.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert [c.source.strip().splitlines()[-1] for c in injected] == ['second_source = "web.zip"']
     assert stored.cells[-1].outputs[0]["text"] == "web.zip\n"
+    # a later run, and the tests' copies, start from the notebook's own parameters, not the stored run's
+    run_notebooks(folder=folder, out_dir=tmp_path / "again", out=io.StringIO())
+    again = nbformat.read(tmp_path / "again" / "05_x.ipynb", as_version=4)
+    assert again.cells[-1].outputs[0]["text"] == "None\n"
+    copy = nbformat.read(small_copies(folder, tmp_path / "copies")[0], as_version=4)
+    assert not [c for c in copy.cells if "injected-parameters" in c.metadata.get("tags", [])]
 
 
 def test_the_tests_notebook_copies_carry_the_small_profile_as_injected_parameters(tmp_path):
