@@ -39,11 +39,14 @@ import argparse
 import ast
 import json
 import os
+import re
 import resource
 import shutil
 import sys
 import time
 from pathlib import Path
+
+import nbformat
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -153,10 +156,6 @@ def epoch_figures(run_dir: Path, photos: int, full: int) -> dict:
 def stored_final_accuracy(folder: Path = REPO / "notebooks") -> dict | None:
     """The default recipe's final accuracy as the stored notebooks print it: notebook 04's best epoch
     (whole photos) and notebook 05's choice of test-time options; None where they are not stored."""
-    import re
-
-    import nbformat
-
     def printed(name: str) -> str:
         nb = nbformat.read(folder / name, as_version=4)
         return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))

@@ -161,15 +161,8 @@ def test_readme_chosen_options_row_is_what_notebook_05_prints():
 
 
 def test_readme_second_source_row_is_notebook_05s_stored_evaluation():
-    """EXPECTED TO FAIL until the final run stores notebook 05 with `second_source` set: the README's
-    second-source row must then be the `second source (<name>): 821 photos, accuracy ..., log loss
-    ...` line notebook 05 prints."""
-    if not SECOND.search(printed(NB05)):
-        pytest.fail(f"{rel(NB05)} keeps no second-source evaluation: its stored outputs print no line "
-                    f"`second source (<name>): N photos, accuracy ..., log loss ...` (they print "
-                    f"`second_source = None: ...`), so README.md's second-source row of the default recipe "
-                    f"cannot be checked. Run notebook 05 with second_source set to the 821 web photos and "
-                    f"commit its outputs.")
+    """`second source (<name>): 821 photos, accuracy ..., log loss ...`, which notebook 05 prints when
+    the stored run hands it the web photos (`-p second_source=`), is the README's second-source row."""
     second = printed_line(NB05, SECOND, "`second source (<name>): N photos, accuracy ..., log loss ...`")
     _, row = results_row(r"^the same model on the \*\*second source\*\*", "the default recipe on the second source")
     photos = second["photos"].replace(",", "")
