@@ -2,14 +2,18 @@
 ``#| export``. Edit the notebook, not this file, then run the script."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+__all__ = ["ModelConfig", "build_model", "count_parameters", "sincos_position_codes", "mimetic_init_",
+           "effective_attention"]
 
+from dataclasses import dataclass
 import torch
 from linformer import Linformer
 from torch import nn
 from vit_pytorch.efficient import ViT
+from linformer.linformer import LinformerSelfAttention
 
 
+# notebooks/03_model.ipynb, cell 5
 @dataclass(frozen=True)
 class ModelConfig:
     """The seed configuration: 224x224 photos cut into 7x7 = 49 patches of 32x32 pixels."""
@@ -38,9 +42,7 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-from linformer.linformer import LinformerSelfAttention
-
-
+# notebooks/03_model.ipynb, cell 17
 def sincos_position_codes(grid: int, dim: int) -> torch.Tensor:
     """(grid * grid, dim) two-dimensional sine-cosine codes: neighbouring patches get similar
     vectors, so a dot product between two codes says how close the patches are."""
@@ -80,6 +82,7 @@ def mimetic_init_(model: nn.Module, *, seed: int = 0, alpha: tuple[float, float]
     return model
 
 
+# notebooks/03_model.ipynb, cell 18
 @torch.no_grad()
 def effective_attention(model: nn.Module, x: torch.Tensor, layer: int = 0) -> torch.Tensor:
     """(batch, heads, 50, 50): how much each token's output in ``layer`` draws on each token.

@@ -2,11 +2,14 @@
 ``#| export``. Edit the notebook, not this file, then run the script."""
 from __future__ import annotations
 
+__all__ = ["make_split"]
+
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
 
+# notebooks/02_split.ipynb, cell 6
 def make_split(names: list[str], labels: np.ndarray, *, val_fraction: float = 0.2, seed: int = 42) -> pd.DataFrame:
     """Hold out ``val_fraction`` of the labelled photos for validation, stratified (both sets keep the
     cat/dog balance) and seeded (the same photos every time). One row per photo: file, label, subset."""

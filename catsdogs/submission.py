@@ -2,12 +2,20 @@
 ``#| export``. Edit the notebook, not this file, then run the script."""
 from __future__ import annotations
 
-import math
+__all__ = ["matched_crop", "checkpoint_crop", "tta_crops", "centre_crop", "view_probs", "tta_predict",
+           "write_submission"]
 
+import math
 import torch
 from torchvision.transforms import v2
+import csv
+from pathlib import Path
+import numpy as np
+from catsdogs.checkpoints import atomic_write
+from catsdogs.images import numeric_sort_key
 
 
+# notebooks/05_submission.ipynb, cell 7
 def matched_crop(crop_scale: tuple[float, float]) -> float:
     """The centre crop (fraction of each side) that shows objects at the size training showed them:
     √(mean area) of crops drawn uniformly between ``crop_scale[0]`` and ``crop_scale[1]``."""
@@ -36,6 +44,7 @@ def centre_crop(images: torch.Tensor, fraction: float) -> torch.Tensor:
                                 antialias=True)
 
 
+# notebooks/05_submission.ipynb, cell 8
 def view_probs(model: torch.nn.Module, images: torch.Tensor, device, *, crops: tuple[float, ...] = (1.0,),
                flip: bool = True) -> torch.Tensor:
     """P(dog) of a uint8 batch seen in several views, shape (views, batch): each centre crop, then
@@ -53,15 +62,7 @@ def tta_predict(model: torch.nn.Module, images: torch.Tensor, device, *, crops: 
     return view_probs(model, images, device, crops=crops, flip=flip).mean(dim=0)
 
 
-import csv
-from pathlib import Path
-
-import numpy as np
-
-from catsdogs.checkpoints import atomic_write
-from catsdogs.images import numeric_sort_key
-
-
+# notebooks/05_submission.ipynb, cell 16
 def write_submission(ids: list[str], probs: np.ndarray, path: Path, *, clip: float = 0.0) -> Path:
     """Write ``id,label`` rows sorted by numeric id; ``clip`` bounds P(dog) to [clip, 1-clip], which
     caps the log-loss cost of a confident mistake. Written whole or not at all."""

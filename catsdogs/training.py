@@ -2,11 +2,23 @@
 ``#| export``. Edit the notebook, not this file, then run the script."""
 from __future__ import annotations
 
+__all__ = ["conv_stage", "Teacher", "distillation_loss", "make_optimizers", "lr_factor", "make_schedulers",
+           "make_loss", "train_epoch", "resume", "fit"]
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+import math
+from catsdogs.speed import BatchedMuon
+import time
+from tqdm import tqdm
+from pathlib import Path
+from catsdogs.checkpoints import epoch_line, load_checkpoint, save_checkpoint, write_history
+from catsdogs.config import shown
+from catsdogs.inference import evaluate
 
 
+# notebooks/04_train.ipynb, cell 11
 def conv_stage(c_in: int, c_out: int) -> nn.Sequential:
     """Halve the picture and widen it: two 3x3 convolutions, each followed by batch norm and ReLU."""
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
@@ -39,11 +51,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     return -(teacher_logits.softmax(dim=1) * student_logits.log_softmax(dim=1)).sum(dim=1).mean()
 
 
-import math
-
-from catsdogs.speed import BatchedMuon
-
-
+# notebooks/04_train.ipynb, cell 13
 def make_optimizers(model: nn.Module, *, optimizer: str, lr: float, weight_decay: float, muon_lr: float = 0.006,
                     muon_weight_decay: float = 0.008) -> list[torch.optim.Optimizer]:
     """Adam (blog); AdamW; or Muon for the transformer blocks' weight matrices plus AdamW for the
@@ -70,6 +78,7 @@ def make_optimizers(model: nn.Module, *, optimizer: str, lr: float, weight_decay
     return [muon, adamw]
 
 
+# notebooks/04_train.ipynb, cell 15
 def lr_factor(step: int, *, schedule: str, warmup_steps: int, total_steps: int) -> float:
     """The learning rate at ``step`` as a share of the peak: constant, or linear warm-up then cosine to zero."""
     if schedule == "constant":
@@ -87,6 +96,7 @@ def make_schedulers(optimizers: list, **schedule) -> list[torch.optim.lr_schedul
     return [torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, **schedule)) for opt in optimizers]
 
 
+# notebooks/04_train.ipynb, cell 17
 def make_loss(*, label_smoothing: float = 0.0, teacher: nn.Module | None = None, distill: float = 0.0, device=None):
     """The training loss ``loss_fn(logits, labels, x)``."""
     criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
@@ -102,11 +112,7 @@ def make_loss(*, label_smoothing: float = 0.0, teacher: nn.Module | None = None,
     return loss_fn
 
 
-import time
-
-from tqdm import tqdm
-
-
+# notebooks/04_train.ipynb, cell 19
 def train_epoch(model: nn.Module, loader, *, optimizers: list, schedulers: list, scaler: torch.amp.GradScaler,
                 device, loss_fn, grad_clip: float = 0.0, desc: str = "training") -> dict:
     """One pass over the training photos. Returns the epoch's mean loss, accuracy and photos per second."""
@@ -136,13 +142,7 @@ def train_epoch(model: nn.Module, loader, *, optimizers: list, schedulers: list,
                 train_img_s=seen / (time.time() - started))
 
 
-from pathlib import Path
-
-from catsdogs.checkpoints import epoch_line, load_checkpoint, save_checkpoint, write_history
-from catsdogs.config import shown
-from catsdogs.inference import evaluate
-
-
+# notebooks/04_train.ipynb, cell 21
 def resume(path: Path, identity: dict, *, model: nn.Module, optimizers: list, schedulers: list, scaler) -> list[dict]:
     """Load a run's ``last.pt`` into the model, optimisers, schedules and scaler if it was written with
     the same ``identity`` (recipe and model), and return its history; empty when there is nothing to
@@ -161,6 +161,7 @@ def resume(path: Path, identity: dict, *, model: nn.Module, optimizers: list, sc
     return state["history"]
 
 
+# notebooks/04_train.ipynb, cell 22
 def fit(model: nn.Module, train_loader, val_loader, *, optimizers: list, schedulers: list, scaler, device, loss_fn,
         epochs: int, seed: int = 0, grad_clip: float = 0.0, run_dir: Path | None = None, identity: dict | None = None,
         name: str = "") -> list[dict]:
