@@ -2,7 +2,7 @@
 the small profile and a private data folder, so tests never touch data/ or real Kaggle files.
 
 nbval runs copies of the notebooks, written here to ``build/nbval/`` before pytest collects them:
-each copy has the small profile's parameters (``catsdogs.run.SMALL``) in a cell tagged
+each copy has the small profile's parameters (``notebooks/params/small.yaml``) in a cell tagged
 ``injected-parameters`` right after its ``parameters`` cell, as papermill injects them, so no
 learner's cell ever branches on the profile."""
 import os

@@ -11,19 +11,6 @@ import warnings
 from pathlib import Path
 
 
-def parse_parameter(text: str) -> tuple[str, object]:
-    """``epochs=3`` → ("epochs", 3); a value that is not a Python literal stays a string."""
-    import ast
-
-    name, sep, value = text.partition("=")
-    if not sep or not name.strip().isidentifier():
-        raise ValueError(f"-p takes NAME=VALUE, e.g. -p epochs=3, not {text!r}")
-    try:
-        return name.strip(), ast.literal_eval(value.strip())
-    except (ValueError, SyntaxError):
-        return name.strip(), value.strip()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m catsdogs", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -35,8 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--inplace", action="store_true", help="write outputs into the notebooks themselves")
     run.add_argument("--out-dir", type=Path, help="where executed notebooks go (default data/runs/<profile>)")
     run.add_argument("--notebook-dir", type=Path, help="folder of the numbered notebooks (default notebooks/)")
-    run.add_argument("--recipe", choices=["blog"], help="blog: notebook 04 trains the blog's recipe "
-                     "(catsdogs.run.RECIPES); notebook 05 predicts with the run trained last")
+    run.add_argument("--recipe", help="a parameter file of notebooks/params/ by name, e.g. blog: notebook 04 trains "
+                     "the blog's recipe (blog.yaml); notebook 05 predicts with the run trained last")
     run.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
                      help="override a value of the notebooks' parameters cells, e.g. -p epochs=3 (repeatable)")
 
@@ -64,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                 os.environ["CATSDOGS_PROFILE"] = args.profile
             if args.archive:
                 os.environ["CATSDOGS_ARCHIVE"] = str(args.archive.resolve())
-            from .run import NotebookFailed, run_notebooks
+            from .run import NotebookFailed, parse_parameter, run_notebooks
 
             parameters = dict(parse_parameter(text) for text in args.parameter)
             try:

@@ -22,7 +22,7 @@ SHIPPED_WEIGHTS = REPO_DIR / "weights" / "linformer_vit_catsdogs.pt"
 def profile() -> str:
     """``full`` or ``small``: which data the notebooks find when there is no Kaggle archive (the
     tests' tiny demo archive under ``small``). It changes no recipe: the tests' short runs reach the
-    notebooks as injected parameters (``catsdogs.run.SMALL``)."""
+    notebooks as injected parameters (``notebooks/params/small.yaml``)."""
     value = os.environ.get("CATSDOGS_PROFILE", "full").strip().lower() or "full"
     if value not in {"full", "small"}:
         raise ValueError(f"CATSDOGS_PROFILE must be 'full' or 'small', not {value!r}.")

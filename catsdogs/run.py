@@ -7,6 +7,7 @@ error) and the path of the executed notebook that holds the full traceback.
 """
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 import sys
@@ -18,28 +19,20 @@ from typing import Any, TextIO
 
 import nbformat
 import papermill
+import yaml
 from papermill.exceptions import PapermillExecutionError
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 from traitlets.config import Config
 
 from .checkpoints import newest_run, read_history
-from .config import REPO_DIR, data_dir, is_small, parameter_sources, profile, workspace
+from .config import REPO_DIR, data_dir, is_small, parameter_sources, profile, shown, workspace
 
 NOTEBOOK_DIR = REPO_DIR / "notebooks"
+# Parameter files, as papermill's -f reads them: `--recipe NAME` injects NAME.yaml (blog.yaml: the blog's
+# recipe), the small profile small.yaml; each notebook takes the names its parameters cell has.
+PRESET_DIR = NOTEBOOK_DIR / "params"
 INDENT = "  "
-# The tests' profile (CATSDOGS_PROFILE=small): the same notebooks, short runs on the tiny demo archive.
-SMALL = {
-    "04": dict(epochs=1, batch_size=32, warmup_epochs=0.0, teacher_epochs=1),
-    "07": dict(layer_batch=2, layer_repeats=1, model_depth=2, model_batch=2, model_repeats=1),
-}
-# Recipes besides notebook 04's own (`--recipe NAME`): the blog's, as its notebook trains (Adam at a
-# constant 3e-5: its StepLR is never stepped), batch 64, torchvision's default crops, no teacher, 20 epochs.
-RECIPES = {
-    "blog": dict(recipe="blog", init="default", epochs=20, batch_size=64, optimizer="adam", lr=3e-5, weight_decay=0.0,
-                 schedule="constant", warmup_epochs=0.0, label_smoothing=0.0, crop_scale=(0.08, 1.0), grad_clip=0.0,
-                 distill=0.0),
-}
 # Parameters that hand a notebook data rather than change what it trains or chooses: --inplace takes
 # them (notebook 05's second source), and the stored notebook shows them in its injected cell.
 DATA_PARAMETERS = {"second_source", "my_photo"}
@@ -50,6 +43,26 @@ _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\
 def strip_ansi(text: str) -> str:
     """``text`` without terminal escape codes (colours in IPython tracebacks, in some progress bars)."""
     return _ANSI.sub("", text)
+
+
+def parse_parameter(text: str) -> tuple[str, object]:
+    """``epochs=3`` → ("epochs", 3); a value that is not a Python literal stays a string."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip().isidentifier():
+        raise ValueError(f"-p takes NAME=VALUE, e.g. -p epochs=3, not {text!r}")
+    try:
+        return name.strip(), ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+        return name.strip(), value.strip()
+
+
+def preset(name: str, folder: Path = PRESET_DIR) -> dict[str, Any]:
+    """The values of the parameter file ``<folder>/<name>.yaml``."""
+    path = Path(folder) / f"{name}.yaml"
+    if not path.is_file():
+        found = ", ".join(sorted(p.stem for p in path.parent.glob("*.yaml")))
+        raise ValueError(f"no recipe {name!r}: the parameter files in {shown(path.parent)} are {found or 'none'}")
+    return yaml.safe_load(path.read_text()) or {}
 
 
 def notebooks(only: list[str] | None = None, *, folder: Path = NOTEBOOK_DIR) -> list[Path]:
@@ -172,11 +185,10 @@ def describe_failure(name: str, err: BaseException) -> str:
 
 def parameters_for(notebook: Path, parameters: dict[str, Any], *, recipe: str | None = None,
                    small: bool = False) -> dict[str, Any]:
-    """The parameters one notebook gets: a recipe's values (notebook 04), then the small profile's,
-    then ``parameters`` (``-p NAME=VALUE``), each only where the notebook's parameters cell has the name."""
-    number, names = notebook.name[:2], parameter_sources(notebook)
-    chosen = {**(RECIPES[recipe] if recipe and number == "04" else {}), **(SMALL.get(number, {}) if small else {}),
-              **parameters}
+    """The parameters one notebook gets: a recipe's (:func:`preset`), then the small profile's, then
+    ``parameters`` (``-p NAME=VALUE``), each only where the notebook's parameters cell has the name."""
+    names = parameter_sources(notebook)
+    chosen = {**(preset(recipe) if recipe else {}), **(preset("small") if small else {}), **parameters}
     return {name: value for name, value in chosen.items() if name in names}
 
 
@@ -213,7 +225,7 @@ def own_parameters(path: Path) -> nbformat.NotebookNode:
 
 def small_copies(folder: Path, dest: Path) -> list[Path]:
     """Copies of the numbered notebooks in ``dest``, each with the small profile's parameters
-    (:data:`SMALL`) injected as papermill injects them, and the notebooks' own modules beside them:
+    (``small.yaml``) injected as papermill injects them, and the notebooks' own modules beside them:
     what the tests run with nbval."""
     dest.mkdir(parents=True, exist_ok=True)
     for module in Path(folder).glob("*.py"):
@@ -237,12 +249,10 @@ def run_notebooks(only: list[str] | None = None, out_dir: Path | None = None, *,
     Outputs go to ``data/runs/<profile>/`` (the committed notebooks keep theirs) unless ``inplace``;
     a failed notebook always goes there. ``parameters`` override the values of the notebooks' cells
     tagged ``parameters`` (each notebook gets those it has; a name no notebook has is an error), as
-    does ``recipe`` (a name in :data:`RECIPES`) for notebook 04; the small profile
-    (``CATSDOGS_PROFILE=small``) injects :data:`SMALL`. The kernel inherits this process's
+    do the parameter files (:func:`preset`) ``recipe`` and, in the small profile
+    (``CATSDOGS_PROFILE=small``), ``small``. The kernel inherits this process's
     environment. Stops at the first failing cell and raises :class:`NotebookFailed` after the summary."""
     parameters = dict(parameters or {})
-    if recipe is not None and recipe not in RECIPES:
-        raise ValueError(f"no recipe {recipe!r}: the recipes besides notebook 04's own are {', '.join(RECIPES)}")
     out = out if out is not None else sys.stdout
     echo = StreamEcho(out)
     out_dir = Path(out_dir or data_dir() / "runs" / profile())
