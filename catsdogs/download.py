@@ -1,15 +1,19 @@
 """Getting the competition files: Kaggle credentials and download, or an archive at hand, or the demo.
 
-``kaggle`` is imported only when a download is really needed: the client authenticates as it is
-imported, which fails on a machine without credentials.
+``kaggle`` is imported only when a download is really needed: the client signs in as it is imported
+(before kaggle 2.2 it exits when it cannot), so the import sits where its failures are caught.
 """
 from __future__ import annotations
 
+import importlib.metadata
+import inspect
 import json
 import os
+import re
 import shutil
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 from .archives import ARCHIVE_ADVICE, DatasetError, check_archive, extract_competition, is_extracted
@@ -18,8 +22,12 @@ from .config import (ARCHIVE_NAME, COMPETITION, RULES_URL, Workspace, data_dir, 
 from .demo import demo_size, make_demo_archive
 
 # ---------------------------------------------------------------------------------------------
-# Credentials
+# Credentials: every way the kaggle client signs in, in one table
 # ---------------------------------------------------------------------------------------------
+OAUTH_ON = ("1", "true", "yes")  # the values of KAGGLE_ENABLE_OAUTH that kaggle 2.0-2.1.0 take as "on"
+OAUTH_ALWAYS_FROM = (2, 1, 1)  # from this version the client always tries `kaggle auth login`'s sign-in
+
+
 def kaggle_config_dir() -> Path:
     """Where the client keeps kaggle.json: ``$KAGGLE_CONFIG_DIR``, else ``~/.kaggle``, else (Linux,
     when ``~/.kaggle`` does not exist) ``$XDG_CONFIG_HOME/kaggle``, as ``kaggle`` itself decides."""
@@ -31,16 +39,146 @@ def kaggle_config_dir() -> Path:
     return home
 
 
+def kaggle_version() -> tuple[int, ...] | None:
+    """The installed kaggle client's version, e.g. ``(2, 0, 2)``, from its package metadata (``import
+    kaggle`` would sign in); None when it is not installed."""
+    try:
+        text = importlib.metadata.version("kaggle")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3]) or None
+
+
+def _version_text() -> str:
+    version = kaggle_version()
+    return "kaggle " + ".".join(map(str, version)) if version else "the kaggle client"
+
+
+def oauth_enabled() -> bool:
+    """Whether the installed client reads the sign-in of ``kaggle auth login``: kaggle 2.1.1 and later
+    always; 2.0 to 2.1.0 only with ``KAGGLE_ENABLE_OAUTH=1``."""
+    version = kaggle_version()
+    return version is None or version >= OAUTH_ALWAYS_FROM or os.environ.get("KAGGLE_ENABLE_OAUTH") in OAUTH_ON
+
+
+MIN_SECRET = 6  # a shorter value is no real key or token: hiding it would garble the message
+
+
+def _home_shown(path: Path) -> str:
+    home = Path.home()
+    return "~/" + str(path.relative_to(home)) if path.is_relative_to(home) else str(path)
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """One way the kaggle client signs in: environment variables (all of them needed), or files (any
+    one, not empty). Detection, the help message, the redaction of secrets, the Colab secrets and the
+    tests all read these rows."""
+
+    name: str  # as messages name it
+    how: str  # the help line; {where} is the files' places
+    variables: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()  # "~/..." in the home folder; "{config}/..." in kaggle_config_dir()
+    secret: tuple[str, ...] = ()  # the variables, or a JSON file's fields, that hold a secret; () for a
+    json: bool = False  # plain-text file: the whole text is the secret
+    oauth: bool = False  # `kaggle auth login`'s sign-in: read only where oauth_enabled()
+    colab_to_kaggle_json: bool = False  # as Colab secrets, kept in kaggle.json (mode 600), else for the session
+
+    def paths(self) -> list[Path]:
+        config = str(kaggle_config_dir())
+        return [Path(f.replace("{config}", config)).expanduser() for f in self.files]
+
+    def where(self) -> str:
+        return " or ".join(_home_shown(p) for p in self.paths())
+
+    def found(self) -> bool:
+        """Set up here (whether or not this client version reads it)."""
+        if self.variables:
+            return all(os.environ.get(name) for name in self.variables)
+        return any(p.is_file() and p.stat().st_size > 0 for p in self.paths())
+
+    def counts(self) -> bool:
+        """Set up here, and read by the installed client."""
+        return self.found() and (not self.oauth or oauth_enabled())
+
+    def secrets(self) -> list[str]:
+        """The secret values this way holds here (to hide them in messages)."""
+        values = []
+        for name in self.secret if self.variables else ():
+            value = os.environ.get(name) or ""
+            values.append(value)
+            values.append(_read_text(value))  # KAGGLE_API_TOKEN may name a file that holds the token
+        for path in self.paths():
+            text = _read_text(path)
+            if not self.json:
+                values.append(text)
+                continue
+            try:
+                data = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(data, dict):
+                values += [str(data.get(field) or "") for field in self.secret]
+        return [v for v in values if len(v) >= MIN_SECRET]
+
+
+
+def _read_text(path) -> str:
+    try:
+        return Path(path).read_text().strip() if path and Path(path).is_file() else ""
+    except (OSError, ValueError):
+        return ""
+
+
+SIGN_INS = (  # as the kaggle client (2.0.2 to 2.2.x) looks for them
+    SignIn("`kaggle auth login` (~/.kaggle/credentials.json)",
+           "sign in once with `kaggle auth login` (kept in {where})",
+           files=("~/.kaggle/credentials.json",), secret=("refresh_token", "access_token"), json=True, oauth=True),
+    SignIn("KAGGLE_API_TOKEN", "set KAGGLE_API_TOKEN to an API token (Kaggle → Settings → API → Generate New Token)",
+           variables=("KAGGLE_API_TOKEN",), secret=("KAGGLE_API_TOKEN",)),
+    SignIn("~/.kaggle/access_token", "save that token in {where}",
+           files=("~/.kaggle/access_token", "~/.kaggle/access_token.txt")),
+    SignIn("KAGGLE_USERNAME and KAGGLE_KEY", "set KAGGLE_USERNAME and KAGGLE_KEY (a legacy API key)",
+           variables=("KAGGLE_USERNAME", "KAGGLE_KEY"), secret=("KAGGLE_KEY",), colab_to_kaggle_json=True),
+    SignIn("kaggle.json", "save kaggle.json (Kaggle → Settings → API, legacy API key) as ~/.kaggle/kaggle.json "
+           "(or in $KAGGLE_CONFIG_DIR), mode 600",
+           files=("{config}/kaggle.json",), secret=("key",), json=True),
+)
+
+
 def has_kaggle_credentials() -> bool:
-    """True when the kaggle client will find a way to sign in, each way it has: ``KAGGLE_USERNAME``
-    and ``KAGGLE_KEY``; ``KAGGLE_API_TOKEN``; ``kaggle.json``; an access token in ``~/.kaggle/access_token``
-    (or ``.txt``); or the OAuth sign-in of ``kaggle auth login``, kept in ``~/.kaggle/credentials.json``."""
-    if (os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY")) or os.environ.get("KAGGLE_API_TOKEN"):
-        return True
-    home = Path.home() / ".kaggle"
-    files = (kaggle_config_dir() / "kaggle.json", home / "access_token", home / "access_token.txt",
-             home / "credentials.json")
-    return any(f.is_file() and f.stat().st_size > 0 for f in files)
+    """True when the installed kaggle client will find a way to sign in: any row of ``SIGN_INS``
+    (``kaggle auth login``'s credentials.json only where this client version reads it)."""
+    return any(way.counts() for way in SIGN_INS)
+
+
+def _oauth_off_note() -> str:
+    """What to do when `kaggle auth login`'s sign-in is there but this client version ignores it."""
+    return (f"{_version_text()} reads it only with KAGGLE_ENABLE_OAUTH=1 set (in a notebook: "
+            "os.environ['KAGGLE_ENABLE_OAUTH'] = '1'; in a shell: export KAGGLE_ENABLE_OAUTH=1), "
+            "or update the client (pip install -U kaggle)")
+
+
+def no_credentials_message(data: Path | str, headline: str = "No Kaggle credentials found.") -> str:
+    """The help when no sign-in is found: one line per row of ``SIGN_INS``, Colab's secrets, the file by hand."""
+    lines = [headline]
+    ignored = [way for way in SIGN_INS if way.found() and not way.counts()]
+    lines += [f"{way.where()} (from `kaggle auth login`) is there, but {_oauth_off_note()}." for way in ignored]
+    lines.append("Sign in any one way the kaggle client knows:")
+    for i, way in enumerate(SIGN_INS):
+        line = way.how.format(where=way.where())
+        if way.oauth and not oauth_enabled():
+            line += f"; {_oauth_off_note()}"
+        lines.append(f"  - {'or ' if i else ''}{line},")
+    first, *others = [" and ".join(way.variables) for way in SIGN_INS if way.variables]
+    colab = first + "".join(f" (or {names})" for names in others)
+    lines.append(f"  - or in Colab add {colab} as secrets (the key icon on the left),")
+    lines.append(f"  - or download {ARCHIVE_NAME} from the competition's Data page by hand and put it in {data}.")
+    return "\n".join(lines)
+
+
+def _found_names() -> str:
+    return ", ".join(way.name for way in SIGN_INS if way.counts()) or "none"
 
 
 def write_kaggle_json(username: str, key: str) -> Path:
@@ -66,25 +204,26 @@ def _colab_secret(name: str) -> str | None:
 
 
 def colab_credentials(ask_upload: bool = False) -> bool:
-    """In Colab: take Kaggle credentials from the Colab secrets ``KAGGLE_USERNAME`` + ``KAGGLE_KEY``
-    (written to kaggle.json, mode 600) or ``KAGGLE_API_TOKEN`` (set for this session only); with
-    ``ask_upload``, else ask for a ``kaggle.json`` upload. Nothing is printed of them. Returns True
-    when credentials are now in place."""
+    """In Colab: take Kaggle credentials from the Colab secrets named by the rows of ``SIGN_INS`` that are
+    variables (``KAGGLE_API_TOKEN``, set for this session only; ``KAGGLE_USERNAME`` + ``KAGGLE_KEY``,
+    written to kaggle.json, mode 600); with ``ask_upload``, else ask for a ``kaggle.json`` upload.
+    Nothing is printed of them. Returns True when credentials are now in place."""
     if "google.colab" not in sys.modules:
         return False
-    username, key = _colab_secret("KAGGLE_USERNAME"), _colab_secret("KAGGLE_KEY")
-    if username and key:
-        write_kaggle_json(username, key)
-        return True
-    token = _colab_secret("KAGGLE_API_TOKEN")
-    if token:
-        os.environ["KAGGLE_API_TOKEN"] = token
+    for way in SIGN_INS:
+        values = [_colab_secret(name) for name in way.variables]
+        if not way.variables or not all(values):
+            continue
+        if way.colab_to_kaggle_json:
+            write_kaggle_json(*values)
+        else:
+            os.environ.update(zip(way.variables, values))
         return True
     if not ask_upload:
         return False
     from google.colab import files  # type: ignore
 
-    print("Upload your kaggle.json (Kaggle → Settings → API → Create New Token), or cancel to use the demo:")
+    print("Upload your kaggle.json (Kaggle → Settings → API), or cancel to use the demo:")
     uploaded = files.upload()
     if "kaggle.json" not in uploaded:
         return False
@@ -93,74 +232,89 @@ def colab_credentials(ask_upload: bool = False) -> bool:
     return True
 
 
-NO_CREDENTIALS = (
-    "No Kaggle credentials found. Either\n"
-    "  - sign in once with `kaggle auth login` (kept in ~/.kaggle/credentials.json),\n"
-    "  - or set KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN) in the environment,\n"
-    "  - or save kaggle.json (Kaggle → Settings → API → Create New Token) as ~/.kaggle/kaggle.json,\n"
-    "  - or in Colab add KAGGLE_USERNAME and KAGGLE_KEY (or KAGGLE_API_TOKEN) as secrets (the key icon on the left),\n"
-    f"  - or download {ARCHIVE_NAME} from the competition's Data page by hand and put it in {{data}}."
-)
-
-
 def _redact(text: str) -> str:
-    """Hide the Kaggle key in a message: client and server errors may echo what was sent."""
-    key = os.environ.get("KAGGLE_KEY") or os.environ.get("KAGGLE_API_TOKEN")
-    try:
-        key = key or json.loads((kaggle_config_dir() / "kaggle.json").read_text()).get("key")
-    except (OSError, ValueError, AttributeError):
-        pass
-    return text.replace(key, "***") if key else text
+    """Hide every secret of every sign-in in a message: client and server errors may echo what was sent."""
+    for secret in sorted({s for way in SIGN_INS for s in way.secrets()}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
-def _explain_download_error(err: Exception, data: Path) -> DatasetError:
-    """A message that says what to do, for any way the download can fail."""
-    import requests  # the kaggle client's transport; its errors carry the HTTP status
-    import urllib3
-
+# ---------------------------------------------------------------------------------------------
+# The download
+# ---------------------------------------------------------------------------------------------
+def _explain_download_error(err: Exception, data: Path, *, signing_in: bool = False) -> DatasetError:
+    """A message that says what to do, for any exception the client raises (secrets hidden)."""
     status = getattr(getattr(err, "response", None), "status_code", None)
     if status == 401:
-        return DatasetError("Kaggle refused the credentials (HTTP 401). Check the username and key in "
-                            "kaggle.json or KAGGLE_USERNAME/KAGGLE_KEY; create a new token on Kaggle → Settings → API.")
+        return DatasetError(f"Kaggle refused the credentials (HTTP 401) of: {_found_names()}. Check them, or create "
+                            "a new token on Kaggle → Settings → API and sign in with it.")
     if status == 403:
         return DatasetError(f"Kaggle says the competition rules are not accepted yet (HTTP 403). Open {RULES_URL}, "
                             "click 'I Understand and Accept', then run this again.")
     if status == 404:
         return DatasetError(f"Kaggle has no competition called {COMPETITION!r} (HTTP 404).")
-    by_hand = f"Without network, download {ARCHIVE_NAME} by hand and put it in {data}."
-    if isinstance(err, (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)):
+    by_hand = f"download {ARCHIVE_NAME} by hand and put it in {data}."
+    try:  # the kaggle client's transport; its errors carry the HTTP status
+        import requests
+        import urllib3
+
+        cut = (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)
+        unreachable = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+    except ImportError:
+        cut = unreachable = ()
+    if isinstance(err, cut):
         return DatasetError(f"The download was cut off before the end ({type(err).__name__}); nothing was kept. "
-                            f"Run this again. {by_hand}")
-    if isinstance(err, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
-        return DatasetError(f"Could not reach Kaggle ({type(err).__name__}). {by_hand}")
-    return DatasetError(_redact(f"The Kaggle download failed ({type(err).__name__}: {err}). {by_hand}"))
+                            f"Run this again. Without network, {by_hand}")
+    if isinstance(err, unreachable):
+        return DatasetError(f"Could not reach Kaggle ({type(err).__name__}). Without network, {by_hand}")
+    if signing_in and isinstance(err, ImportError):
+        return DatasetError(f"The kaggle client could not be imported ({type(err).__name__}: {err}). Install the "
+                            "requirements: pip install -r requirements.txt")
+    if signing_in:
+        return DatasetError(_redact(f"The kaggle client could not sign in ({type(err).__name__}: {err}) with: "
+                                    f"{_found_names()}. Check that sign-in (no_credentials_message lists the ways), "
+                                    f"or {by_hand}"))
+    return DatasetError(_redact(f"The Kaggle download failed ({type(err).__name__}: {err}); nothing was kept. Run "
+                                "this again to download it again; if it fails the same way, update the client "
+                                f"(pip install -U kaggle), or {by_hand}"))
+
+
+def _signed_in_client():
+    """The kaggle client, signed in. ``import kaggle`` itself signs in (before kaggle 2.2, unguarded: it
+    exits when it cannot), so the import happens here, where the caller catches what it raises."""
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+    options = {}
+    if "enable_oauth" in inspect.signature(KaggleApi).parameters:  # kaggle 2.0 to 2.1.0
+        options["enable_oauth"] = os.environ.get("KAGGLE_ENABLE_OAUTH") in OAUTH_ON
+    api = KaggleApi(**options)
+    api.authenticate()
+    return api
 
 
 def download_competition(dest: Path | None = None) -> Path:
     """Download the competition archive with the real ``kaggle`` client, into ``dest``.
 
     The file is downloaded into a private folder and moved into place only once it is a complete,
-    readable zip: an interrupted download never leaves a file that looks finished.
+    readable zip: an interrupted download never leaves a file that looks finished. Whatever the
+    client raises becomes a :class:`DatasetError` that says what to do.
     """
     dest = Path(dest or data_dir())
     if not has_kaggle_credentials():
-        raise DatasetError(NO_CREDENTIALS.format(data=dest))
-    import requests
-    import urllib3
-
-    from kaggle.api.kaggle_api_extended import KaggleApi  # lazy: importing `kaggle` authenticates
-
+        raise DatasetError(no_credentials_message(dest))
     staging = dest / ".download"
     staging.mkdir(parents=True, exist_ok=True)
     try:
-        api = KaggleApi()
+        signing_in = True
         try:
-            api.authenticate()
+            api = _signed_in_client()
+            signing_in = False
             api.competition_download_files(COMPETITION, path=str(staging), force=True, quiet=False)
-        except SystemExit:
-            raise DatasetError(NO_CREDENTIALS.format(data=dest)) from None
-        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as err:
-            raise _explain_download_error(err, dest) from None
+        except SystemExit:  # the client's exit(1) when no sign-in works
+            raise DatasetError(_redact(no_credentials_message(dest, f"{_version_text()} could not sign in with: "
+                                                              f"{_found_names()} (an expired or revoked token?)."))) from None
+        except Exception as err:  # anything else the client raises, of any version
+            raise _explain_download_error(err, dest, signing_in=signing_in) from None
         downloaded = staging / ARCHIVE_NAME
         if not downloaded.exists():
             raise DatasetError(f"The Kaggle client finished but wrote no {ARCHIVE_NAME} in {staging}.")

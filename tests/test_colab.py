@@ -22,7 +22,7 @@ from nbclient.exceptions import CellExecutionError
 
 from catsdogs.colab import use_drive
 from catsdogs.config import REPO_DIR
-from catsdogs.download import prepare_dataset
+from catsdogs.download import SIGN_INS, prepare_dataset
 
 sys.path.insert(0, str(REPO_DIR / "scripts"))
 from set_repository import (PLACEHOLDER, badge_url, is_setup_cell, notebook_paths, repository_url,  # noqa: E402
@@ -142,32 +142,34 @@ def test_setup_cell_outside_colab_uses_this_checkout(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # Kaggle credentials from Colab secrets, never printed
 # ---------------------------------------------------------------------------------------------
-def test_colab_secrets_username_and_key_become_a_private_kaggle_json(fake_colab, tmp_path, monkeypatch, capsys):
+def _no_kaggle_variables(monkeypatch):
+    """No Kaggle variable set, and any that colab_credentials() sets undone after the test."""
+    for name in {name for way in SIGN_INS for name in way.variables}:
+        monkeypatch.setenv(name, "")  # recorded, so that the teardown restores the machine's own value (or none)
+        monkeypatch.delenv(name)
+
+
+@pytest.mark.parametrize("way", [way for way in SIGN_INS if way.variables], ids=lambda way: "+".join(way.variables))
+def test_colab_secrets_of_every_way_that_is_a_variable_sign_in(way, fake_colab, tmp_path, monkeypatch, capsys):
+    """KAGGLE_USERNAME + KAGGLE_KEY become a private kaggle.json; KAGGLE_API_TOKEN is set for the session only."""
     from catsdogs.download import colab_credentials, has_kaggle_credentials
 
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "kaggle"))
-    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+    _no_kaggle_variables(monkeypatch)
     assert not has_kaggle_credentials() and not colab_credentials()
     assert fake_colab.files.CALLS == []  # no upload widget unless asked for (it would block "Run all")
-    fake_colab.userdata.SECRETS.update(KAGGLE_USERNAME="learner", KAGGLE_KEY=KEY)
-    assert colab_credentials()
-    path = tmp_path / "kaggle" / "kaggle.json"
-    assert json.loads(path.read_text()) == {"username": "learner", "key": KEY}
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert KEY not in capsys.readouterr().out
-
-
-def test_colab_secret_api_token_is_used_for_the_session_only(fake_colab, tmp_path, monkeypatch, capsys):
-    from catsdogs.download import colab_credentials, has_kaggle_credentials
-
-    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "kaggle"))
-    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    fake_colab.userdata.SECRETS["KAGGLE_API_TOKEN"] = "KGAT_" + KEY
+    secrets = {name: ("KGAT_" + KEY if name == "KAGGLE_API_TOKEN" else KEY) if name in way.secret else "learner"
+               for name in way.variables}
+    fake_colab.userdata.SECRETS.update(secrets)
     assert colab_credentials() and has_kaggle_credentials()
-    assert os.environ["KAGGLE_API_TOKEN"] == "KGAT_" + KEY
-    assert not (tmp_path / "kaggle").exists()  # nothing written to disk
+    path = tmp_path / "kaggle" / "kaggle.json"
+    if way.colab_to_kaggle_json:
+        assert json.loads(path.read_text()) == {"username": "learner", "key": KEY}
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    else:
+        assert all(os.environ[name] == value for name, value in secrets.items())
+        assert not (tmp_path / "kaggle").exists()  # nothing written to disk
     assert KEY not in capsys.readouterr().out
 
 

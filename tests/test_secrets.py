@@ -1,20 +1,25 @@
-"""The Kaggle key stays secret: never committed, readable by its owner only, never printed.
-(That no download message or output shows it is checked in test_download.py.)"""
+"""The Kaggle key stays secret: never committed, readable by its owner only, never printed; and every
+way of signing in (the rows of ``catsdogs.download.SIGN_INS``) is recognised, and its secret hidden in
+messages. (That no download message or output shows the key is checked in test_download.py.)"""
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from catsdogs.config import REPO_DIR
-from catsdogs.download import has_kaggle_credentials, write_kaggle_json
+import catsdogs.download
+from catsdogs.download import (SIGN_INS, DatasetError, SignIn, _redact, download_competition, has_kaggle_credentials,
+                               kaggle_config_dir, no_credentials_message, write_kaggle_json)
 
 KEY = "3f9c2e7a1b8d4c6e9f0a2b4c6d8e1f3a"
 # a legacy key is 32 hex digits; new-style API tokens start with KGAT_
@@ -80,18 +85,24 @@ def test_no_committed_notebook_output_shows_a_key(notebook):
     assert found is None, f"{notebook.name} shows something shaped like a Kaggle key: clear that output"
 
 
-SIGN_INS = {  # every way the kaggle client (2.x) signs in, as it looks for them
-    "KAGGLE_USERNAME and KAGGLE_KEY": lambda home, env: env.update(KAGGLE_USERNAME="learner", KAGGLE_KEY=KEY),
-    "KAGGLE_API_TOKEN": lambda home, env: env.update(KAGGLE_API_TOKEN="KGAT_0123456789abcdef"),
-    "~/.kaggle/kaggle.json": lambda home, env: _write(home / ".kaggle" / "kaggle.json", '{"username": "l", "key": "k"}'),
-    "$KAGGLE_CONFIG_DIR/kaggle.json": lambda home, env: (env.update(KAGGLE_CONFIG_DIR=str(home / "elsewhere")),
-                                                         _write(home / "elsewhere" / "kaggle.json", "{}")),
-    "$XDG_CONFIG_HOME/kaggle/kaggle.json": lambda home, env: _write(home / ".config" / "kaggle" / "kaggle.json", "{}"),
-    "~/.kaggle/access_token": lambda home, env: _write(home / ".kaggle" / "access_token", "KGAT_0123456789abcdef"),
-    "~/.kaggle/access_token.txt": lambda home, env: _write(home / ".kaggle" / "access_token.txt", "KGAT_0123456789"),
-    "kaggle auth login (OAuth: ~/.kaggle/credentials.json)": lambda home, env: _write(
-        home / ".kaggle" / "credentials.json", '{"refresh_token": "r", "access_token": "a", "username": "l"}'),
-}
+TOKEN = "KGAT_" + "7c1d" * 8  # shaped like a new-style API token
+
+
+def _places():
+    """Every row of the sign-in table, and each file a file row may be (ids: its variables, or the file)."""
+    return [pytest.param(way, i, id="+".join(way.variables) or Path(way.files[i]).name)
+            for way in SIGN_INS for i in range(max(1, len(way.files)))]
+
+
+def _plant(way: SignIn, file_index: int, monkeypatch) -> str:
+    """Set up one way of signing in as the learner would; returns its secret."""
+    if way.variables:
+        for name in way.variables:
+            monkeypatch.setenv(name, TOKEN if name in way.secret else "learner")
+    else:
+        text = json.dumps({"username": "learner", **{field: TOKEN for field in way.secret}}) if way.json else TOKEN
+        _write(way.paths()[file_index], text)
+    return TOKEN
 
 
 def _write(path, text):
@@ -102,23 +113,90 @@ def _write(path, text):
 @pytest.fixture
 def fresh_home(tmp_path, monkeypatch):
     """A home folder with no Kaggle sign-in at all, and no Kaggle variable set."""
-    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR", "XDG_CONFIG_HOME"):
+    names = {name for way in SIGN_INS for name in way.variables}
+    for var in names | {"KAGGLE_CONFIG_DIR", "XDG_CONFIG_HOME", "KAGGLE_ENABLE_OAUTH"}:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     (tmp_path / "home").mkdir()
     return tmp_path / "home"
 
 
-@pytest.mark.parametrize("way", SIGN_INS)
-def test_every_way_the_kaggle_client_signs_in_is_recognised(way, fresh_home, monkeypatch):
+@pytest.mark.parametrize("way, file_index", _places())
+def test_every_way_the_kaggle_client_signs_in_is_recognised(way, file_index, fresh_home, monkeypatch):
+    monkeypatch.setenv("KAGGLE_ENABLE_OAUTH", "1")  # kaggle 2.0.2 to 2.1.0 read `kaggle auth login`'s only with it
     assert not has_kaggle_credentials()
-    env: dict = {}
-    SIGN_INS[way](fresh_home, env)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    assert has_kaggle_credentials(), way
+    _plant(way, file_index, monkeypatch)
+    assert way.found() and has_kaggle_credentials(), way.name
 
 
-def test_an_empty_credentials_file_is_no_sign_in(fresh_home):
+@pytest.mark.parametrize("way, file_index", _places())
+def test_every_secret_of_every_way_is_hidden_in_messages(way, file_index, fresh_home, monkeypatch):
+    secret = _plant(way, file_index, monkeypatch)
+    shown = _redact(f"HTTP 500 for {secret!r} (sent as Bearer {secret})")
+    assert secret not in shown and shown.count("***") == 2
+
+
+def test_a_token_variable_that_names_a_file_hides_the_token_in_it(fresh_home, monkeypatch):
+    """kagglesdk reads KAGGLE_API_TOKEN as a file when it names one."""
+    _write(fresh_home / "token.txt", TOKEN + "\n")
+    monkeypatch.setenv("KAGGLE_API_TOKEN", str(fresh_home / "token.txt"))
+    assert has_kaggle_credentials() and TOKEN not in _redact(f"refused {TOKEN}")
+
+
+@pytest.mark.parametrize("config", ["KAGGLE_CONFIG_DIR", "XDG_CONFIG_HOME"])
+def test_kaggle_json_is_found_where_the_client_looks_for_it(config, fresh_home, monkeypatch):
+    """$KAGGLE_CONFIG_DIR/kaggle.json; on Linux without ~/.kaggle, $XDG_CONFIG_HOME/kaggle/kaggle.json."""
+    if config == "XDG_CONFIG_HOME" and not sys.platform.startswith("linux"):
+        pytest.skip("the client reads XDG_CONFIG_HOME on Linux only")
+    monkeypatch.setenv(config, str(fresh_home / "elsewhere"))
+    folder = fresh_home / "elsewhere" / ("kaggle" if config == "XDG_CONFIG_HOME" else "")
+    _write(folder / "kaggle.json", json.dumps({"username": "learner", "key": KEY}))
+    assert kaggle_config_dir() == folder and has_kaggle_credentials()
+    assert KEY not in _redact(f"sent {KEY}")
+
+
+def test_the_help_names_every_way_once(fresh_home, tmp_path):
+    message = no_credentials_message(tmp_path / "data")
+    for way in SIGN_INS:
+        assert message.count(way.how.format(where=way.where())) == 1, way.name
+    assert "in Colab add KAGGLE_API_TOKEN (or KAGGLE_USERNAME and KAGGLE_KEY) as secrets" in message
+    assert str(tmp_path / "data") in message
+
+
+OAUTH = next(way for way in SIGN_INS if way.oauth)
+
+
+@pytest.mark.parametrize("version, setting, signed_in", [((2, 0, 2), None, False), ((2, 1, 0), None, False),
+                                                         ((2, 0, 2), "1", True), ((2, 1, 0), "true", True),
+                                                         ((2, 0, 2), "on", False), ((2, 1, 1), None, True),
+                                                         ((2, 2, 5), None, True)])
+def test_kaggle_auth_login_counts_only_where_the_client_reads_it(version, setting, signed_in, fresh_home, monkeypatch):
+    """kaggle 2.0.2 to 2.1.0 read ~/.kaggle/credentials.json only with KAGGLE_ENABLE_OAUTH=1 (or true, yes)."""
+    monkeypatch.setattr(catsdogs.download, "kaggle_version", lambda: version)
+    if setting is not None:
+        monkeypatch.setenv("KAGGLE_ENABLE_OAUTH", setting)
+    _plant(OAUTH, 0, monkeypatch)
+    assert OAUTH.found() and has_kaggle_credentials() == signed_in
+    message = no_credentials_message("data/")
+    says = "kaggle {}.{}.{} reads it only with KAGGLE_ENABLE_OAUTH=1".format(*version)
+    assert (says in message) == (not signed_in)
+    if not signed_in:  # the file is named as there but unread, and the download stops with that message
+        assert "~/.kaggle/credentials.json (from `kaggle auth login`) is there" in message
+        with pytest.raises(DatasetError) as err:
+            download_competition(fresh_home / "data")
+        assert says in str(err.value) and TOKEN not in str(err.value)
+
+
+def test_the_clients_version_is_read_without_importing_it():
+    """``import kaggle`` signs in (and before kaggle 2.2 exits when it cannot)."""
+    code = ("import sys, catsdogs.download as d; v = d.kaggle_version(); d.has_kaggle_credentials(); "
+            "d.no_credentials_message('data'); print(v); assert 'kaggle' not in sys.modules")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_DIR, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == str(tuple(int(p) for p in importlib.metadata.version("kaggle").split(".")[:3]))
+
+
+def test_an_empty_credentials_file_is_no_sign_in(fresh_home, monkeypatch):
+    monkeypatch.setenv("KAGGLE_ENABLE_OAUTH", "1")
     _write(fresh_home / ".kaggle" / "credentials.json", "")
     assert not has_kaggle_credentials()
