@@ -14,29 +14,80 @@ PRECISIONS = ("bf16", "fp16", "fp32")
 
 
 def pick_precision(device: torch.device, requested: str = "auto") -> str:
-    """bf16 where the hardware does it natively, fp16 on older GPUs, fp32 elsewhere.
+    """bf16 where the hardware does it natively, fp16 on other accelerators, fp32 on other CPUs.
 
-    GPUs: compute capability 8.0 and up (A100, L4, RTX 30xx...) have bf16 units; a T4 (7.5, Colab's
+    CUDA GPUs: compute capability 8.0 and up (A100, L4, RTX 30xx...) have bf16 units; a T4 (7.5, Colab's
     free GPU) or a V100 (7.0) has fast fp16 but only emulated bf16, which
     ``torch.cuda.is_bf16_supported()`` still answers True for. So the capability decides, and fp16
-    trains with a GradScaler. CPUs: bf16 with AVX512-BF16 or AMX, else fp32 (emulated bf16 on an
-    older CPU is slower than fp32)."""
+    trains with a GradScaler. Intel's XPU: bf16. Apple's MPS: fp16 (bf16 on MPS needs a recent macOS
+    and chip, and not every kernel has it), with a GradScaler. CPUs: bf16 with AVX512-BF16 or AMX, else
+    fp32 (emulated bf16 on an older CPU is slower than fp32)."""
     if requested != "auto":
         if requested not in PRECISIONS:
             raise ValueError(f"precision must be auto, bf16, fp16 or fp32, not {requested!r}")
         return requested
     if native_bf16(device):
         return "bf16"
-    return "fp16" if device.type == "cuda" else "fp32"
+    return "fp16" if device.type in FP16_ACCELERATORS else "fp32"
+
+
+FP16_ACCELERATORS = ("cuda", "mps", "xpu")  # fast fp16 where they lack bf16; any other accelerator: fp32
 
 
 def native_bf16(device: torch.device) -> bool:
-    """Whether bf16 matrix products run in hardware here: a GPU of compute capability 8.0 or more, or a
-    CPU with AVX512-BF16 or AMX. Elsewhere (a T4, or a CPU with AVX2 only, as most laptops) bf16 is emulated, and an
-    emulated bf16 product is many times slower than the same product in fp32."""
+    """Whether bf16 matrix products run in hardware here: a CUDA GPU of compute capability 8.0 or more, an
+    Intel XPU that says so, or a CPU with AVX512-BF16 or AMX. Elsewhere (a T4, Apple's MPS as this project
+    uses it, a CPU with AVX2 only, as most laptops) bf16 is emulated or not used, and an emulated bf16
+    product is many times slower than the same product in fp32."""
     if device.type == "cuda":
         return torch.cuda.get_device_capability(device) >= (8, 0)
-    return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    if device.type == "xpu":
+        supported = getattr(getattr(torch, "xpu", None), "is_bf16_supported", None)
+        return bool(supported()) if supported is not None else True
+    return device.type == "cpu" and (cpu_has("avx512_bf16") or cpu_has("amx_tile"))
+
+
+# torch's own answers are private functions: reached here only, and read from the CPU's flags without them
+_TORCH_CPU_PROBES = {"avx512_bf16": "_is_avx512_bf16_supported", "amx_tile": "_is_amx_tile_supported"}
+CPUINFO = "/proc/cpuinfo"
+
+
+def cpu_has(feature: str) -> bool:
+    """Whether the CPU has ``feature`` (``avx512_bf16`` or ``amx_tile``): torch's answer
+    (``torch.cpu._is_avx512_bf16_supported``, ``torch.cpu._is_amx_tile_supported``), or where this torch
+    has none, the flags of /proc/cpuinfo (Linux; elsewhere False)."""
+    probe = getattr(torch.cpu, _TORCH_CPU_PROBES[feature], None)
+    if probe is not None:
+        try:
+            return bool(probe())
+        except Exception:  # a private function may change its signature; the flags still answer
+            pass
+    return feature in _cpu_flags(CPUINFO)
+
+
+@functools.lru_cache(maxsize=4)
+def _cpu_flags(path: str) -> frozenset[str]:
+    """The CPU's feature flags as Linux lists them (the first ``flags`` line), or none."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def accelerator() -> torch.device | None:
+    """The accelerator PyTorch would use, as PyTorch decides: ``torch.accelerator`` (torch 2.6 and later:
+    CUDA, Apple's MPS, Intel's XPU...), or in an older torch CUDA, else MPS; None on a machine without one."""
+    found = getattr(torch, "accelerator", None)
+    if found is not None:
+        return found.current_accelerator() if found.is_available() else None
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    return torch.device("mps") if mps is not None and mps.is_available() else None
 
 
 @dataclass(frozen=True)
@@ -48,13 +99,20 @@ class Device:
 
     @classmethod
     def pick(cls, precision: str = "auto") -> "Device":
-        """The GPU if there is one, else the CPU, in the best precision the hardware does natively."""
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        """The accelerator if there is one (CUDA, MPS, XPU: :func:`accelerator`), else the CPU, in the
+        best precision the hardware does natively."""
+        device = accelerator() or torch.device("cpu")
         return cls(device, pick_precision(device, precision))
 
     @property
     def type(self) -> str:
         return self.device.type
+
+    @property
+    def pin_memory(self) -> bool:
+        """Whether a DataLoader should pin its batches (page-locked memory copies to a CUDA GPU faster,
+        overlapped with compute); elsewhere it buys nothing."""
+        return self.device.type == "cuda"
 
     def __str__(self) -> str:
         return f"{self.device}, {self.precision}"
@@ -70,10 +128,10 @@ class Device:
         return torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
 
     def loader_workers(self) -> int:
-        """DataLoader workers: on a GPU machine augmentation overlaps with compute, so use the cores.
+        """DataLoader workers: on an accelerator augmentation overlaps with compute, so use the cores.
         On a CPU the cores are busy computing: a worker process competing with them was measured
         slower (188 against 202 images/s on 2 cores) than augmenting in the main process."""
-        return min(4, os.cpu_count() or 1) if self.device.type == "cuda" else 0
+        return min(4, os.cpu_count() or 1) if self.device.type != "cpu" else 0
 
     def input(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 NCHW batch → ImageNet-normalised float on the device, channels-last in memory (the ViT's
