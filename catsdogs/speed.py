@@ -10,16 +10,41 @@ in fp32 elsewhere (emulated bf16 made the optimiser 2.6 s of a 4.2 s step on an 
 """
 from __future__ import annotations
 
+import math
+
 import torch
-from torch.optim._muon import _adjust_lr
 
 from .device import native_bf16
 
+try:  # torch's own learning-rate adjustment is private: reached here only, written out below without it
+    import torch.optim._muon as _torch_muon
+except ImportError:
+    _torch_muon = None
+
+
+def adjusted_lr(lr: float, adjust_lr_fn: str | None, shape: torch.Size) -> float:
+    """The learning rate ``torch.optim.Muon`` applies to a matrix of ``shape``: torch's private
+    ``torch.optim._muon._adjust_lr`` where this torch has it, else the same formula written out."""
+    adjust = getattr(_torch_muon, "_adjust_lr", None)
+    if adjust is not None:
+        return adjust(lr, adjust_lr_fn, shape)
+    rows, cols = shape[:2]
+    if adjust_lr_fn is None or adjust_lr_fn == "original":  # Keller Jordan's
+        ratio = math.sqrt(max(1, rows / cols))
+    elif adjust_lr_fn == "match_rms_adamw":  # Moonshot's: the update's RMS matched to AdamW's
+        ratio = 0.2 * math.sqrt(max(rows, cols))
+    elif adjust_lr_fn == "spectral_unclamped":
+        ratio = math.sqrt(rows / cols)
+    else:
+        ratio = 1.0
+    return lr * ratio
+
 
 def newton_schulz(grads: torch.Tensor, coefficients: tuple[float, float, float], steps: int,
-                  eps: float, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+                  eps: float, dtype: torch.dtype = torch.bfloat16, use_addmm: bool = True) -> torch.Tensor:
     """``torch.optim._muon._zeropower_via_newtonschulz`` for a stack (n, rows, cols) of matrices,
-    computed in ``dtype`` (torch's: bf16)."""
+    computed in ``dtype`` (torch's: bf16); ``use_addmm=False`` spells each step as the torch versions
+    with Muon's ``use_addmm`` option do when it is off (plain products and sums)."""
     a, b, c = coefficients
     x = grads.to(dtype)
     tall = grads.size(-2) > grads.size(-1)
@@ -28,7 +53,10 @@ def newton_schulz(grads: torch.Tensor, coefficients: tuple[float, float, float],
     x = x / x.norm(dim=(-2, -1), keepdim=True).clamp(min=eps)  # spectral norm at most 1
     for _ in range(steps):
         gram = x @ x.mT
-        x = torch.baddbmm(x, torch.baddbmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+        if use_addmm:
+            x = torch.baddbmm(x, torch.baddbmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+        else:
+            x = a * x + (b * gram + c * gram @ gram) @ x
     return x.mT if tall else x
 
 
@@ -60,9 +88,9 @@ class BatchedMuon(torch.optim.Muon):
             dtype = self.dtype or (torch.bfloat16 if native_bf16(params[0].device) else torch.float32)
             for shape, index in by_shape.items():
                 stacked = newton_schulz(torch.stack([updates[i] for i in index]), group["ns_coefficients"],
-                                        group["ns_steps"], group["eps"], dtype)
+                                        group["ns_steps"], group["eps"], dtype, group.get("use_addmm", True))
                 chosen = [params[i] for i in index]
                 torch._foreach_mul_(chosen, 1 - lr * group["weight_decay"])
                 torch._foreach_add_(chosen, list(stacked.to(chosen[0].dtype).unbind(0)),
-                                    alpha=-_adjust_lr(lr, group["adjust_lr_fn"], shape))
+                                    alpha=-adjusted_lr(lr, group["adjust_lr_fn"], shape))
         return loss

@@ -68,3 +68,39 @@ def test_newton_schulz_in_fp32_is_closer_to_exact_than_in_bf16():
     error = {dtype: (newton_schulz(grads, coefficients, 5, 1e-7, dtype).double() - exact).abs().max().item()
              for dtype in (torch.bfloat16, torch.float32)}
     assert error[torch.float32] < 1e-4 < error[torch.bfloat16]
+
+
+SHAPES = [torch.Size(s) for s in ((128, 512), (512, 128), (64, 64), (3, 7), (96, 96, 2))]
+ADJUSTMENTS = (None, "original", "match_rms_adamw", "spectral_unclamped", "something else")
+
+
+def test_the_learning_rate_adjustment_without_torchs_private_function_is_torchs(monkeypatch):
+    """torch.optim._muon._adjust_lr is private: without it, the same formula written out gives the same numbers."""
+    torchs = {(fn, shape): catsdogs.speed.adjusted_lr(0.006, fn, shape) for fn in ADJUSTMENTS for shape in SHAPES}
+    assert torchs[(None, SHAPES[1])] == 0.006 * 2 and torchs[("match_rms_adamw", SHAPES[0])] == 0.006 * 0.2 * 512 ** 0.5
+    monkeypatch.delattr(torch.optim._muon, "_adjust_lr")
+    assert {key: catsdogs.speed.adjusted_lr(0.006, *key) for key in torchs} == torchs
+
+
+def test_batched_muon_steps_the_same_without_torchs_private_function(monkeypatch):
+    matrices = _seed_matrices()
+    with_torchs, _ = _three_steps(BatchedMuon, matrices, dtype=torch.float32, adjust_lr_fn="match_rms_adamw")
+    monkeypatch.setattr(catsdogs.speed, "_torch_muon", None)  # a torch without torch.optim._muon at all
+    written_out, _ = _three_steps(BatchedMuon, matrices, dtype=torch.float32, adjust_lr_fn="match_rms_adamw")
+    assert all(torch.equal(a, b) for a, b in zip(with_torchs, written_out))
+
+
+def test_newton_schulz_without_addmm_is_torchs_plain_spelling_bit_for_bit():
+    """Where torch.optim.Muon has use_addmm (off: plain products and sums), the batched iterations follow it."""
+    torch.manual_seed(0)
+    a, b, c = coefficients = torch.optim.Muon([torch.zeros(2, 2, requires_grad=True)]).defaults["ns_coefficients"]
+    for grads in (torch.randn(3, 128, 512), torch.randn(3, 512, 128)):  # wide and tall
+        ours = newton_schulz(grads, coefficients, 5, 1e-7, use_addmm=False)
+        for matrix, got in zip(grads, ours):  # torch's _zeropower_via_newtonschulz with use_addmm=False
+            tall = matrix.size(0) > matrix.size(1)
+            x = matrix.bfloat16().T if tall else matrix.bfloat16()
+            x = x / x.norm().clamp(min=1e-7)
+            for _ in range(5):
+                gram = x @ x.T
+                x = a * x + (b * gram + c * gram @ gram) @ x
+            assert torch.equal(got, x.T if tall else x)
