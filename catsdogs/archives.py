@@ -6,13 +6,14 @@ every check says what is wrong and which file to pass instead.
 from __future__ import annotations
 
 import json
-import os
 import shutil
+import tempfile
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
 from .config import ARCHIVE_NAME, COMPETITION, Workspace
+from .files import stamp
 from .images import list_images, list_labelled
 
 REQUIRED_MEMBERS = ("train.zip", "test.zip", "sample_submission.csv")
@@ -75,20 +76,16 @@ def safe_extract(archive: Path, dest: Path, members: list[str] | None = None) ->
             zf.extract(info, dest)
 
 
-def _stamp(path: Path) -> str:
-    st = Path(path).stat()
-    return f"{Path(path).name}:{st.st_size}:{st.st_mtime_ns}"
-
-
 def is_extracted(archive: Path, ws: Workspace) -> bool:
     """True when the workspace already holds this very archive's photos, checked."""
     marker = ws.extracted_marker
-    return marker.exists() and json.loads(marker.read_text()).get("archive") == _stamp(archive)
+    return marker.exists() and json.loads(marker.read_text()).get("archive") == stamp(archive)
 
 
 def extract_competition(archive: Path, ws: Workspace) -> Workspace:
     """Unpack the outer archive and the nested ``train.zip`` / ``test.zip`` into the workspace and
-    verify the counts. A second call with the same archive does nothing."""
+    verify the counts. A second call with the same archive does nothing; the workspace counts as
+    extracted only once the marker is written, last."""
     marker = ws.extracted_marker
     if is_extracted(archive, ws):
         ws.root.mkdir(parents=True, exist_ok=True)
@@ -97,19 +94,17 @@ def extract_competition(archive: Path, ws: Workspace) -> Workspace:
     ws.local.mkdir(parents=True, exist_ok=True)
     ws.root.mkdir(parents=True, exist_ok=True)  # the kept folder (split, checkpoints), when elsewhere
     marker.unlink(missing_ok=True)
-    staging = ws.local / ".staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    safe_extract(archive, staging, list(REQUIRED_MEMBERS))
-    for inner, folder in (("train.zip", ws.train_dir), ("test.zip", ws.test_dir)):
-        check_archive(staging / inner, required=(), name=f"{inner} inside {archive}")
-        shutil.rmtree(folder, ignore_errors=True)
-        safe_extract(staging / inner, ws.local)
-        if not folder.is_dir():
-            raise DatasetError(f"{inner} in {archive} has no {folder.name}/ folder.")
-    os.replace(staging / "sample_submission.csv", ws.sample_submission)
-    shutil.rmtree(staging, ignore_errors=True)
+    safe_extract(archive, ws.local, ["sample_submission.csv"])
+    with tempfile.TemporaryDirectory(prefix=".staging-", dir=ws.local) as staging:  # the inner zips
+        safe_extract(archive, staging, ["train.zip", "test.zip"])
+        for inner, folder in (("train.zip", ws.train_dir), ("test.zip", ws.test_dir)):
+            check_archive(Path(staging) / inner, required=(), name=f"{inner} inside {archive}")
+            shutil.rmtree(folder, ignore_errors=True)
+            safe_extract(Path(staging) / inner, ws.local)
+            if not folder.is_dir():
+                raise DatasetError(f"{inner} in {archive} has no {folder.name}/ folder.")
     counts = verify_counts(ws)
-    marker.write_text(json.dumps({"archive": _stamp(archive), **counts}))
+    marker.write_text(json.dumps({"archive": stamp(archive), **counts}))
     return ws
 
 

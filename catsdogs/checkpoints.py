@@ -1,33 +1,16 @@
-"""Files that must never be half-written: checkpoints, training histories, the shipped weights.
-
-Everything here writes through :func:`atomic_write`: a temporary file beside the target, renamed
-over it only once complete, so a crash, a full disk or a lost Colab session leaves the previous
-file intact, never one that looks complete but is not.
+"""Checkpoints and training histories, written whole or not at all (:func:`~catsdogs.files.atomic_write`),
+and the runs of a workspace.
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import pickle
 import re
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
-
-@contextlib.contextmanager
-def atomic_write(path: Path) -> Iterator[Path]:
-    """Yield a temporary path to write to; on success it replaces ``path``, on failure it goes."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+from .files import atomic_write
 
 
 def save_checkpoint(path: Path, **state) -> None:

@@ -20,11 +20,10 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import v2
 from tqdm import tqdm
 
-from .checkpoints import atomic_write
 from .config import Workspace, shown
+from .files import atomic_write, stamp
 from .images import UnreadableImage, list_images, list_labelled, read_rgb, warn_unreadable
 from .split import make_split
 
@@ -57,8 +56,7 @@ class ImageCache:
 def _fingerprint(files: list[Path], size: int) -> str:
     digest = hashlib.sha256(f"v{CACHE_VERSION}:{size}".encode())
     for f in files:
-        st = f.stat()
-        digest.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+        digest.update(f"{stamp(f)}\n".encode())
     return digest.hexdigest()[:16]
 
 
@@ -118,11 +116,6 @@ def _write_cache(files: list[Path], cache_file: Path, meta_file: Path, fingerpri
     with atomic_write(meta_file) as tmp:
         tmp.write_text(json.dumps(meta))
     return meta
-
-
-def train_transform(size: int = 224, scale: tuple[float, float] = (0.35, 1.0)) -> v2.Compose:
-    """Random resized crop and flip, on uint8 tensors (no PIL round trip: about 0.2 ms a photo)."""
-    return v2.Compose([v2.RandomResizedCrop(size, scale=scale, antialias=True), v2.RandomHorizontalFlip()])
 
 
 class CachedPhotos(Dataset):

@@ -18,7 +18,9 @@ from catsdogs.device import Device
 from catsdogs.inference import predict_loader
 from catsdogs.metrics import accuracy, log_loss
 from catsdogs.model import ModelConfig, build_model
-from catsdogs.predict import PhotoFiles, classify_photo, evaluate_photos, labelled_photos, photo_to_classify
+from catsdogs.my_photo import classify_photo, photo_to_classify
+from catsdogs.photo_files import PhotoFiles
+from catsdogs.second_source import evaluate_photos, labelled_photos
 from catsdogs.submission import tta_predict
 
 STANDINS = Path(__file__).parent / "standins"

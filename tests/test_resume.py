@@ -22,6 +22,7 @@ from catsdogs.demo import make_demo_archive
 from catsdogs.model import ModelConfig, build_model
 from catsdogs.predict import load_model
 from catsdogs.checkpoints import load_checkpoint, save_checkpoint
+from catsdogs.files import atomic_write
 
 EPOCHS = 3
 TIMEOUT = 900  # seconds for one headless run; about a minute on an idle 2-core machine
@@ -134,6 +135,18 @@ def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch)
     state = load_checkpoint(path)
     assert state["epoch"] == 1 and torch.equal(state["weights"], torch.ones(3))
     assert list(tmp_path.iterdir()) == [path]  # the half-written temporary file is gone
+
+
+def test_a_folder_filled_aside_appears_only_once_complete(tmp_path):
+    dest = tmp_path / "photos"
+    with pytest.raises(OSError, match="cut short"), atomic_write(dest) as staging:
+        (staging / "cat").mkdir(parents=True)
+        raise OSError("cut short")
+    assert list(tmp_path.iterdir()) == []
+    with atomic_write(dest) as staging:
+        staging.mkdir()
+        (staging / "1.jpg").write_bytes(b"a photo")
+    assert list(tmp_path.iterdir()) == [dest] and [p.name for p in dest.iterdir()] == ["1.jpg"]
 
 
 class _RunsCode:
