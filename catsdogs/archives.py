@@ -6,13 +6,14 @@ every check says what is wrong and which file to pass instead.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from .config import ARCHIVE_NAME, COMPETITION, Workspace
+from .config import ARCHIVE_NAME, COMPETITION, Workspace, data_dir, kaggle_workspace
 from .files import stamp
 from .images import list_images, list_labelled
 
@@ -62,6 +63,21 @@ def check_archive(path: Path, required: tuple[str, ...] = REQUIRED_MEMBERS, *, n
         raise DatasetError(f"{name} is missing {', '.join(missing)}: it is not the {COMPETITION} archive, which holds "
                            f"{', '.join(REQUIRED_MEMBERS)}. {advice}")
     return names
+
+
+def find_archive(explicit: Path | str | None = None) -> Path | None:
+    """The competition archive given by argument or ``$CATSDOGS_ARCHIVE``, or one already in ``data/``."""
+    given = explicit or os.environ.get("CATSDOGS_ARCHIVE")
+    if given:
+        path = Path(given).expanduser()
+        if not path.is_file():
+            what = "is a folder, not a zip" if path.is_dir() else "does not exist"
+            raise DatasetError(f"The archive given, {path}, {what}. {ARCHIVE_ADVICE}")
+        return path
+    for candidate in (data_dir() / ARCHIVE_NAME, kaggle_workspace().archive):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def safe_extract(archive: Path, dest: Path, members: list[str] | None = None) -> None:
