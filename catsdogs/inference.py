@@ -1,4 +1,5 @@
-"""Running a model over a loader without autograd: the plumbing under validation and prediction.
+"""Running a model over a loader without autograd: the plumbing under prediction (notebook 04
+writes validation, ``evaluate``, in a cell of its own).
 
 What the model is shown (the whole photo, centre crops, mirror images) is the lesson of notebook 05;
 this module only batches, gathers and scores.
@@ -9,12 +10,8 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
-
-from .device import Device
-from .metrics import Evaluation
 
 
 @torch.inference_mode()
@@ -29,16 +26,3 @@ def predict_loader(predict_batch: Callable[[torch.Tensor], torch.Tensor], loader
     if not outputs:
         return np.zeros(0), np.asarray(seconds)
     return torch.cat(outputs, dim=-1).numpy(), np.asarray(seconds)
-
-
-def evaluate(model: nn.Module, loader: DataLoader, device: Device) -> Evaluation:
-    """Accuracy and log loss (the competition's metric) of ``model`` on the whole photos of a
-    labelled loader, in eval mode (no dropout)."""
-    model.eval()
-
-    def p_dog(images: torch.Tensor) -> torch.Tensor:
-        with device.autocast():
-            return model(device.input(images)).float().softmax(dim=1)[:, 1]
-
-    probs, labels = predict_loader(p_dog, loader, desc="evaluating")
-    return Evaluation.of(probs, labels)

@@ -2,9 +2,11 @@
 ``#| export``. Edit the notebook, not this file, then run the script."""
 from __future__ import annotations
 
-__all__ = ["conv_stage", "Teacher", "distillation_loss", "make_optimizers", "lr_factor", "make_schedulers",
-           "make_loss", "train_epoch", "resume", "fit"]
+__all__ = ["train_transform", "normalise", "conv_stage", "Teacher", "distillation_loss", "make_loss",
+           "newton_schulz", "make_optimizers", "lr_factor", "make_schedulers", "train_epoch", "evaluate",
+           "resume", "fit", "seconds_per_epoch", "plan_epochs"]
 
+from torchvision.transforms import v2
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -12,13 +14,34 @@ import math
 from catsdogs.speed import BatchedMuon
 import time
 from tqdm import tqdm
+from catsdogs.metrics import Evaluation
 from pathlib import Path
 from catsdogs.checkpoints import epoch_line, load_checkpoint, save_checkpoint, write_history
 from catsdogs.config import shown
-from catsdogs.inference import evaluate
+import copy
+import itertools
+import json
 
 
-# notebooks/04_train.ipynb, cell 11
+# notebooks/04_train.ipynb, cell 7
+def train_transform(size: int = 224, scale: tuple[float, float] = (0.35, 1.0)) -> v2.Compose:
+    """A random crop of ``scale`` of the photo's area (aspect ratio 3:4 to 4:3) resized to ``size``,
+    then a mirror image half of the time; on uint8 tensors (no PIL round trip: about 0.2 ms a photo)."""
+    return v2.Compose([v2.RandomResizedCrop(size, scale=scale, antialias=True), v2.RandomHorizontalFlip()])
+
+
+# notebooks/04_train.ipynb, cell 12
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    """uint8 photos (N, 3, H, W) → floats centred per channel: (pixel / 255 - mean) / std."""
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
+    return (images.float() / 255 - mean) / std
+
+
+# notebooks/04_train.ipynb, cell 22
 def conv_stage(c_in: int, c_out: int) -> nn.Sequential:
     """Halve the picture and widen it: two 3x3 convolutions, each followed by batch norm and ReLU."""
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
@@ -51,7 +74,39 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     return -(teacher_logits.softmax(dim=1) * student_logits.log_softmax(dim=1)).sum(dim=1).mean()
 
 
-# notebooks/04_train.ipynb, cell 13
+# notebooks/04_train.ipynb, cell 23
+def make_loss(*, label_smoothing: float = 0.0, teacher: nn.Module | None = None, distill: float = 0.0, device=None):
+    """The training loss ``loss_fn(logits, labels, x)``."""
+    criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+    def loss_fn(logits: torch.Tensor, labels: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        loss = criterion(logits, labels)
+        if teacher is not None and distill:  # soft distillation: the teacher's answer for the same crop
+            with torch.no_grad(), device.autocast():
+                answer = teacher(x).float()
+            loss = (1 - distill) * loss + distill * distillation_loss(logits, answer)
+        return loss
+
+    return loss_fn
+
+
+# notebooks/04_train.ipynb, cell 26
+def newton_schulz(g: torch.Tensor, steps: int = 5, coefficients: tuple[float, float, float] = (3.4445, -4.7750, 2.0315),
+                  eps: float = 1e-7) -> torch.Tensor:
+    """Approximately the orthogonal matrix nearest to ``g`` (singular values pushed to about 1), by
+    ``steps`` Newton-Schulz iterations: matrix products only, no SVD. torch.optim.Muon's coefficients."""
+    a, b, c = coefficients
+    x = g / g.norm().clamp(min=eps)  # the Frobenius norm bounds every singular value: now all at most 1
+    tall = x.shape[0] > x.shape[1]
+    if tall:
+        x = x.T  # iterate on the wide side: its Gram matrix x @ x.T is the smaller one
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.T if tall else x
+
+
+# notebooks/04_train.ipynb, cell 30
 def make_optimizers(model: nn.Module, *, optimizer: str, lr: float, weight_decay: float, muon_lr: float = 0.006,
                     muon_weight_decay: float = 0.008) -> list[torch.optim.Optimizer]:
     """Adam (blog); AdamW; or Muon for the transformer blocks' weight matrices plus AdamW for the
@@ -78,7 +133,7 @@ def make_optimizers(model: nn.Module, *, optimizer: str, lr: float, weight_decay
     return [muon, adamw]
 
 
-# notebooks/04_train.ipynb, cell 15
+# notebooks/04_train.ipynb, cell 32
 def lr_factor(step: int, *, schedule: str, warmup_steps: int, total_steps: int) -> float:
     """The learning rate at ``step`` as a share of the peak: constant, or linear warm-up then cosine to zero."""
     if schedule == "constant":
@@ -96,23 +151,7 @@ def make_schedulers(optimizers: list, **schedule) -> list[torch.optim.lr_schedul
     return [torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, **schedule)) for opt in optimizers]
 
 
-# notebooks/04_train.ipynb, cell 17
-def make_loss(*, label_smoothing: float = 0.0, teacher: nn.Module | None = None, distill: float = 0.0, device=None):
-    """The training loss ``loss_fn(logits, labels, x)``."""
-    criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-
-    def loss_fn(logits: torch.Tensor, labels: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        loss = criterion(logits, labels)
-        if teacher is not None and distill:  # DeiT: learn from the label and from the teacher's answer
-            with torch.no_grad(), device.autocast():
-                answer = teacher(x).float()
-            loss = (1 - distill) * loss + distill * distillation_loss(logits, answer)
-        return loss
-
-    return loss_fn
-
-
-# notebooks/04_train.ipynb, cell 19
+# notebooks/04_train.ipynb, cell 34
 def train_epoch(model: nn.Module, loader, *, optimizers: list, schedulers: list, scaler: torch.amp.GradScaler,
                 device, loss_fn, grad_clip: float = 0.0, desc: str = "training") -> dict:
     """One pass over the training photos. Returns the epoch's mean loss, accuracy and photos per second."""
@@ -142,7 +181,21 @@ def train_epoch(model: nn.Module, loader, *, optimizers: list, schedulers: list,
                 train_img_s=seen / (time.time() - started))
 
 
-# notebooks/04_train.ipynb, cell 21
+# notebooks/04_train.ipynb, cell 36
+@torch.inference_mode()
+def evaluate(model: nn.Module, loader, device) -> Evaluation:
+    """Accuracy and log loss of ``model`` on the whole photos of a labelled loader."""
+    model.eval()
+    probs, labels = [], []
+    for images, y in tqdm(loader, desc="evaluating", unit="batch", leave=False):
+        with device.autocast():
+            logits = model(device.input(images)).float()
+        probs.append(logits.softmax(dim=1)[:, 1].double().cpu())  # P(dog)
+        labels.append(y)
+    return Evaluation.of(torch.cat(probs).numpy(), torch.cat(labels).numpy())
+
+
+# notebooks/04_train.ipynb, cell 38
 def resume(path: Path, identity: dict, *, model: nn.Module, optimizers: list, schedulers: list, scaler) -> list[dict]:
     """Load a run's ``last.pt`` into the model, optimisers, schedules and scaler if it was written with
     the same ``identity`` (recipe and model), and return its history; empty when there is nothing to
@@ -161,7 +214,7 @@ def resume(path: Path, identity: dict, *, model: nn.Module, optimizers: list, sc
     return state["history"]
 
 
-# notebooks/04_train.ipynb, cell 22
+# notebooks/04_train.ipynb, cell 39
 def fit(model: nn.Module, train_loader, val_loader, *, optimizers: list, schedulers: list, scaler, device, loss_fn,
         epochs: int, seed: int = 0, grad_clip: float = 0.0, run_dir: Path | None = None, identity: dict | None = None,
         name: str = "") -> list[dict]:
@@ -196,3 +249,31 @@ def fit(model: nn.Module, train_loader, val_loader, *, optimizers: list, schedul
                 save(Path(run_dir) / "best.pt")
             write_history(Path(run_dir) / "history.json", history)
     return history
+
+
+# notebooks/04_train.ipynb, cell 41
+def seconds_per_epoch(model: nn.Module, train_loader, val_loader, *, device, loss_fn, optimizer: str = "adamw",
+                      batches: int = 4) -> float:
+    """An epoch's time here: ``batches`` training steps on a copy of ``model`` (after one untimed step)
+    and one validation batch, scaled to the loaders' lengths."""
+    trial = copy.deepcopy(model)
+    optimizers = make_optimizers(trial, optimizer=optimizer, lr=1e-9, weight_decay=0.0)
+    step = dict(optimizers=optimizers, schedulers=[], scaler=device.grad_scaler(), device=device, loss_fn=loss_fn)
+    batches_in = iter(train_loader)
+    train_epoch(trial, itertools.islice(batches_in, 1), **step, desc="warming up")
+    started = time.perf_counter()
+    train_epoch(trial, itertools.islice(batches_in, batches), **step, desc="timing")
+    train_s = (time.perf_counter() - started) / batches * len(train_loader)
+    started = time.perf_counter()
+    evaluate(trial, itertools.islice(iter(val_loader), 1), device)
+    return train_s + (time.perf_counter() - started) * len(val_loader)
+
+
+def plan_epochs(minutes: float, *, vit_epoch_s: float, teacher_epoch_s: float = 0.0, teacher_epochs: int = 0) -> int:
+    """The most ViT epochs that fit in ``minutes`` after the teacher's epochs."""
+    left = minutes * 60 - teacher_epochs * teacher_epoch_s
+    if left < vit_epoch_s:
+        raise ValueError(f"{minutes} minutes leave no room for one ViT epoch here ({vit_epoch_s / 60:.1f} min after "
+                         f"the teacher's {teacher_epochs * teacher_epoch_s / 60:.1f}): give more minutes, "
+                         "fewer teacher_epochs, or set minutes = 0 and choose epochs.")
+    return int(left // vit_epoch_s)

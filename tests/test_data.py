@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from catsdogs.config import workspace
-from catsdogs.data import CachedPhotos, labelled_cache, train_transform
+from catsdogs.data import CachedPhotos, labelled_cache
+from catsdogs.training import train_transform
 from catsdogs.device import Device
 from catsdogs.download import prepare_dataset
 

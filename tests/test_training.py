@@ -213,3 +213,72 @@ def test_resume_brings_back_model_and_optimisers_as_fit_left_them(tmp_path):
                   schedulers=schedulers, scaler=CPU.grad_scaler()) == history
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), teacher.state_dict().values()))
     assert optimizers[0].state_dict()["state"]  # AdamW's moments came back too
+
+
+# ---------------------------------------------------------------------------------------------
+# What notebook 04 teaches plainly, and the one-pass versions the loop runs
+# ---------------------------------------------------------------------------------------------
+def test_device_input_computes_the_taught_normalisation():
+    """The loop's ``device.input`` (one pass, channels-last, the forward pass's precision) is
+    notebook 04's ``normalise``: (pixel / 255 - mean) / std."""
+    images = torch.randint(0, 256, (3, 3, 32, 48), dtype=torch.uint8)
+    assert torch.allclose(CPU.input(images), training.normalise(images), atol=1e-5)
+    bf16 = Device(torch.device("cpu"), "bf16").input(images)
+    assert bf16.dtype == torch.bfloat16 and torch.allclose(bf16.float(), training.normalise(images), atol=0.05)
+    from catsdogs.device import IMAGENET_MEAN, IMAGENET_STD
+    assert (IMAGENET_MEAN, IMAGENET_STD) == (training.IMAGENET_MEAN, training.IMAGENET_STD)
+
+
+@pytest.mark.parametrize("shape", [(4, 64, 96), (3, 96, 64), (2, 32, 32)])
+def test_batched_muon_iterates_the_taught_newton_schulz(shape):
+    """BatchedMuon's stacked iteration (catsdogs.speed) is notebook 04's newton_schulz, matrix by matrix."""
+    from catsdogs.speed import newton_schulz as batched
+
+    grads = torch.randn(shape, dtype=torch.float64)
+    taught = torch.stack([training.newton_schulz(g) for g in grads])
+    stacked = batched(grads, (3.4445, -4.7750, 2.0315), 5, 1e-7, torch.float64)
+    assert torch.allclose(stacked, taught, atol=1e-10)
+
+
+def test_newton_schulz_pushes_the_singular_values_towards_one():
+    torch.manual_seed(0)
+    g = torch.randn(64, 32) @ torch.diag(torch.logspace(0, -2, 32))  # singular values from 1 to 0.01
+    after = torch.linalg.svdvals(training.newton_schulz(g))
+    assert after.min() > 0.5 and after.max() < 1.3
+    assert torch.linalg.svdvals(g).max() / torch.linalg.svdvals(g).min() > 50
+
+
+def test_the_taught_augmentation_crops_and_flips_uint8_photos():
+    torch.manual_seed(0)
+    photo = torch.arange(3 * 50 * 60, dtype=torch.int64).reshape(3, 50, 60).remainder(256).to(torch.uint8)
+    views = [training.train_transform(size=32, scale=(0.35, 1.0))(photo) for _ in range(8)]
+    assert all(v.shape == (3, 32, 32) and v.dtype == torch.uint8 for v in views)
+    assert len({v.numpy().tobytes() for v in views}) == 8  # a new picture every time
+
+
+def test_the_plan_fits_the_epochs_into_the_minutes_and_says_when_none_fit():
+    assert training.plan_epochs(45, vit_epoch_s=70, teacher_epoch_s=35, teacher_epochs=8) == (45 * 60 - 8 * 35) // 70
+    assert training.plan_epochs(10, vit_epoch_s=60) == 10
+    with pytest.raises(ValueError, match="more minutes, fewer teacher_epochs, or set minutes = 0"):
+        training.plan_epochs(5, vit_epoch_s=70, teacher_epoch_s=35, teacher_epochs=8)
+
+
+def test_timing_an_epoch_leaves_the_model_as_it_was():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(image_size=32, patch_size=16, depth=1))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    data = TensorDataset(torch.randint(0, 256, (24, 3, 32, 32), dtype=torch.uint8), torch.randint(0, 2, (24,)))
+    seconds = training.seconds_per_epoch(model, DataLoader(data, batch_size=4), DataLoader(data, batch_size=8),
+                                         device=CPU, loss_fn=make_loss(), optimizer="muon", batches=2)
+    assert seconds > 0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_evaluate_scores_p_dog_on_whole_photos_in_eval_mode():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 2), torch.nn.Dropout(0.9))
+    data = TensorDataset(torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8), torch.tensor([0, 1] * 5))
+    first = training.evaluate(model, DataLoader(data, batch_size=3), CPU)
+    second = training.evaluate(model, DataLoader(data, batch_size=10), CPU)
+    assert not model.training and np.allclose(first.probs, second.probs)  # dropout off: the same answers
+    expected = model(CPU.input(data.tensors[0])).softmax(dim=1)[:, 1].detach().double().numpy()
+    assert np.allclose(first.probs, expected) and list(first.labels) == [0, 1] * 5
