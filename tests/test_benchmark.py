@@ -73,6 +73,7 @@ def test_quick_run_on_a_tiny_demo_archive(tmp_path):
     assert result["projected_epochs"] == {"teacher": 15, "vit": 30}
     final = load_script().stored_final_accuracy()  # from the stored notebooks' outputs
     assert result["final_accuracy"] == final and 1 <= final["best_epoch"] <= 30
+    assert result["epochs_to_final_accuracy"] == final["best_epoch"]
     per_vit_epoch = result["vit_epoch_s_full"] / 60
     assert result["minutes_to_final_accuracy"] == pytest.approx(
         result["pipeline_min"] - (30 - final["best_epoch"]) * per_vit_epoch, abs=0.11)
