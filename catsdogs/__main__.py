@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import warnings
 from pathlib import Path
 
 
@@ -62,10 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "predict":
             from .predict import predict_folder
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("always")
-                out = predict_folder(args.images_dir, args.out, args.checkpoint, flip=not args.no_tta,
-                                     clip=args.clip, crops=tuple(args.crop) if args.crop else None)
+            out = predict_folder(args.images_dir, args.out, args.checkpoint, flip=not args.no_tta, clip=args.clip,
+                                 crops=tuple(args.crop) if args.crop else None)
             print(f"wrote {out}")
         elif args.command == "validate":
             import csv

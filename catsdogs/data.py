@@ -54,10 +54,8 @@ class ImageCache:
 
 
 def _fingerprint(files: list[Path], size: int) -> str:
-    digest = hashlib.sha256(f"v{CACHE_VERSION}:{size}".encode())
-    for f in files:
-        digest.update(f"{stamp(f)}\n".encode())
-    return digest.hexdigest()[:16]
+    text = f"v{CACHE_VERSION}:{size}" + "".join(f"{stamp(f)}\n" for f in files)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _decode(args: tuple[str, int]) -> tuple[np.ndarray | None, str | None]:

@@ -9,7 +9,7 @@ from torch import nn
 from .config import scratch_dir
 from .device import Device
 from .images import UnreadableImage
-from .photo_files import tta_probs
+from .predict import tta_probs
 
 
 def classify_photo(model: nn.Module, path: Path | str, device: Device, *, flip: bool = True,

@@ -1,5 +1,5 @@
-"""The ``predict`` command: a trained model's P(dog) for every photo of a folder, written as a
-submission file; and the model notebooks 05 and 07 use.
+"""Prediction: the trained model to use, photo files through it as the submission sees a test photo,
+and the ``predict`` command, which writes P(dog) for every photo of a folder as a submission file.
 
 What the model is shown (flip TTA, centre crops) is notebook 05's code, exported to
 ``catsdogs.submission``; nothing here imports the training code, the downloader or the runner:
@@ -12,16 +12,19 @@ import math
 import warnings
 from pathlib import Path
 
+import numpy as np
+import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from .checkpoints import load_checkpoint, newest_run
 from .config import SHIPPED_WEIGHTS
-from .data import default_workers
+from .data import default_workers, eval_loader
 from .device import Device
-from .images import image_id, list_images, no_pictures_message, warn_unreadable
+from .images import UnreadableImage, image_id, list_images, no_pictures_message, read_rgb, warn_unreadable
+from .inference import predict_loader
 from .model import ModelConfig, build_model
-from .photo_files import tta_probs
-from .submission import checkpoint_crop, tta_crops, write_submission
+from .submission import checkpoint_crop, tta_crops, tta_predict, write_submission
 
 
 def checkpoint_to_use(checkpoint_dir: Path, checkpoint: Path | str | None = None) -> tuple[Path, str]:
@@ -43,6 +46,33 @@ def load_model(checkpoint: Path | None = None, device: Device | None = None) -> 
     model = build_model(ModelConfig(**state.get("model_config", {})))
     model.load_state_dict({k: v.float() for k, v in state["model"].items()})
     return model.to(device.device).eval(), state
+
+
+class PhotoFiles(Dataset):
+    """Photo files decoded as they are read (uint8 CHW, 224x224), for a one-off prediction that
+    should leave nothing on disk. An unreadable file yields a blank picture and the reason."""
+
+    def __init__(self, files: list[Path], size: int = 224):
+        self.files, self.size = list(files), size
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        try:
+            image, error = read_rgb(self.files[i], self.size).copy(), ""  # writable, for torch
+        except UnreadableImage as err:
+            image, error = np.zeros((self.size, self.size, 3), np.uint8), str(err)
+        return torch.from_numpy(image).permute(2, 0, 1), error
+
+
+def tta_probs(model: nn.Module, files: list[Path], device: Device, *, flip: bool = True,
+              crops: tuple[float, ...] = (1.0,), batch_size: int = 64, workers: int = 0,
+              desc: str = "predicting") -> tuple[np.ndarray, np.ndarray]:
+    """P(dog) of each file, the mean over its views (:func:`~catsdogs.submission.tta_predict`), and
+    why each file could not be read ("" for those that could; their P(dog) means nothing)."""
+    loader = eval_loader(PhotoFiles(files), batch_size=batch_size, workers=workers)
+    return predict_loader(lambda images: tta_predict(model, images, device, crops=crops, flip=flip), loader, desc=desc)
 
 
 def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, *, flip: bool = True,

@@ -22,7 +22,6 @@ import papermill
 import yaml
 from papermill.exceptions import PapermillExecutionError
 from papermill.iorw import load_notebook_node
-from papermill.parameterize import parameterize_notebook
 from traitlets.config import Config
 
 from .checkpoints import newest_run, read_history
@@ -230,14 +229,10 @@ def small_copies(folder: Path, dest: Path) -> list[Path]:
     dest.mkdir(parents=True, exist_ok=True)
     for module in Path(folder).glob("*.py"):
         shutil.copy2(module, dest / module.name)
-    copies = []
     for path in notebooks(folder=folder):
-        nb, small = own_parameters(path), parameters_for(path, {}, small=True)
-        if small:
-            nb = parameterize_notebook(nb, small, kernel_name="python3", language="python")
-        nbformat.write(nb, dest / path.name)
-        copies.append(dest / path.name)
-    return copies
+        papermill.execute_notebook(own_parameters(path), str(dest / path.name), parameters=parameters_for(path, {}, small=True),
+                                   prepare_only=True, kernel_name="python3", language="python", progress_bar=False)
+    return [dest / path.name for path in notebooks(folder=folder)]
 
 
 def run_notebooks(only: list[str] | None = None, out_dir: Path | None = None, *, inplace: bool = False,

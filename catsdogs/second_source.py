@@ -15,7 +15,7 @@ from .device import Device
 from .files import atomic_write, stamp
 from .images import CLASSES, list_images, warn_unreadable
 from .metrics import Evaluation
-from .photo_files import tta_probs
+from .predict import tta_probs
 
 
 def _extracted(archive: Path) -> Path:

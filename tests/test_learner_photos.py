@@ -19,7 +19,7 @@ from catsdogs.inference import predict_loader
 from catsdogs.metrics import accuracy, log_loss
 from catsdogs.model import ModelConfig, build_model
 from catsdogs.my_photo import classify_photo, photo_to_classify
-from catsdogs.photo_files import PhotoFiles
+from catsdogs.predict import PhotoFiles
 from catsdogs.second_source import evaluate_photos, labelled_photos
 from catsdogs.submission import tta_predict
 
