@@ -1,9 +1,5 @@
-"""Files written whole or not at all, and the stamp that says a file has changed.
-
-:func:`atomic_write` writes beside the target and renames over it only once complete, so a crash, a
-full disk or a lost Colab session leaves the previous file (or none), never one that looks complete
-but is not: checkpoints, histories, caches, the submission, an extracted photo set.
-"""
+"""Files written whole or not at all (checkpoints, histories, caches, the submission, an extracted
+photo set), and the stamp that says a file has changed."""
 from __future__ import annotations
 
 import contextlib
@@ -20,7 +16,8 @@ def _remove(path: Path) -> None:
 @contextlib.contextmanager
 def atomic_write(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` to write a file or fill a folder at; on success it
-    replaces ``path``, on failure it goes (as does one left by a run that was killed)."""
+    replaces ``path``, on failure it goes (as does one left by a run that was killed). So a crash, a
+    full disk or a lost Colab session never leaves a file that looks complete but is not."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")

@@ -1,11 +1,6 @@
-"""Prediction: the trained model to use, photo files through it as the submission sees a test photo,
-and the ``predict`` command, which writes P(dog) for every photo of a folder as a submission file.
-
-What the model is shown (flip TTA, centre crops) is notebook 05's code, exported to
-``catsdogs.submission``; nothing here imports the training code, the downloader or the runner:
-predicting needs the model, the photos, the device and a checkpoint, never an optimiser. A learner's
-own photo is :mod:`catsdogs.my_photo`; photos from another source, :mod:`catsdogs.second_source`.
-"""
+"""Prediction: the trained model to use, photo files through it as notebook 05 shows a test photo
+(``catsdogs.submission``), and the ``predict`` command: P(dog) for every photo of a folder, as a
+submission file. No training code, downloader or runner here: never an optimiser."""
 from __future__ import annotations
 
 import math
