@@ -79,8 +79,8 @@ class SignIn:
     how: str  # the help line; {where} is the files' places
     variables: tuple[str, ...] = ()
     files: tuple[str, ...] = ()  # "~/..." in the home folder; "{config}/..." in kaggle_config_dir()
-    secret: tuple[str, ...] = ()  # the variables, or a JSON file's fields, that hold a secret; () for a
-    json: bool = False  # plain-text file: the whole text is the secret
+    secret: tuple[str, ...] = ()  # the variables, or a JSON file's fields, holding a secret (a plain file: all of it)
+    json: bool = False  # the files are JSON
     oauth: bool = False  # `kaggle auth login`'s sign-in: read only where oauth_enabled()
     colab_to_kaggle_json: bool = False  # as Colab secrets, kept in kaggle.json (mode 600), else for the session
 
@@ -122,7 +122,6 @@ class SignIn:
         return [v for v in values if len(v) >= MIN_SECRET]
 
 
-
 def _read_text(path) -> str:
     try:
         return Path(path).read_text().strip() if path and Path(path).is_file() else ""
@@ -153,17 +152,20 @@ def has_kaggle_credentials() -> bool:
 
 
 def _oauth_off_note() -> str:
-    """What to do when `kaggle auth login`'s sign-in is there but this client version ignores it."""
-    return (f"{_version_text()} reads it only with KAGGLE_ENABLE_OAUTH=1 set (in a notebook: "
-            "os.environ['KAGGLE_ENABLE_OAUTH'] = '1'; in a shell: export KAGGLE_ENABLE_OAUTH=1), "
-            "or update the client (pip install -U kaggle)")
+    """Why `kaggle auth login`'s sign-in does not count with this client version."""
+    return f"{_version_text()} reads it only with KAGGLE_ENABLE_OAUTH=1 set"
+
+
+def _unread_sign_ins() -> list[str]:
+    """A line for each sign-in that is there but that this client version does not read."""
+    return [f"{way.where()} (from `kaggle auth login`) is there, but {_oauth_off_note()}: in a notebook run "
+            "os.environ['KAGGLE_ENABLE_OAUTH'] = '1' (in a shell: export KAGGLE_ENABLE_OAUTH=1) and try again, "
+            "or update the client (pip install -U kaggle)." for way in SIGN_INS if way.found() and not way.counts()]
 
 
 def no_credentials_message(data: Path | str, headline: str = "No Kaggle credentials found.") -> str:
     """The help when no sign-in is found: one line per row of ``SIGN_INS``, Colab's secrets, the file by hand."""
-    lines = [headline]
-    ignored = [way for way in SIGN_INS if way.found() and not way.counts()]
-    lines += [f"{way.where()} (from `kaggle auth login`) is there, but {_oauth_off_note()}." for way in ignored]
+    lines = [headline] + _unread_sign_ins()
     lines.append("Sign in any one way the kaggle client knows:")
     for i, way in enumerate(SIGN_INS):
         line = way.how.format(where=way.where())
@@ -369,7 +371,8 @@ def prepare_dataset(archive: Path | str | None = None, *, download: bool = True,
         if not quiet:
             warnings.warn(f"No {ARCHIVE_NAME} in {shown(data_dir())} and no Kaggle credentials: this uses the generated "
                           "DEMO archive (synthetic pictures), not the Kaggle photos. See notebook 01 or the README for "
-                          "the real data.", DemoDataWarning, stacklevel=2)
+                          "the real data." + "".join(" " + line for line in _unread_sign_ins()), DemoDataWarning,
+                          stacklevel=2)
     ws = demo_workspace()
     if not ws.archive.exists():
         make_demo_archive(ws.archive, **demo_size())

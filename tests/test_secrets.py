@@ -18,8 +18,9 @@ import pytest
 
 from catsdogs.config import REPO_DIR
 import catsdogs.download
-from catsdogs.download import (SIGN_INS, DatasetError, SignIn, _redact, download_competition, has_kaggle_credentials,
-                               kaggle_config_dir, no_credentials_message, write_kaggle_json)
+from catsdogs.download import (SIGN_INS, DatasetError, DemoDataWarning, SignIn, _redact, download_competition,
+                               has_kaggle_credentials, kaggle_config_dir, no_credentials_message, prepare_dataset,
+                               write_kaggle_json)
 
 KEY = "3f9c2e7a1b8d4c6e9f0a2b4c6d8e1f3a"
 # a legacy key is 32 hex digits; new-style API tokens start with KGAT_
@@ -185,6 +186,25 @@ def test_kaggle_auth_login_counts_only_where_the_client_reads_it(version, settin
         with pytest.raises(DatasetError) as err:
             download_competition(fresh_home / "data")
         assert says in str(err.value) and TOKEN not in str(err.value)
+
+
+def test_the_demo_fallback_says_why_kaggle_auth_login_was_not_used(fresh_home, monkeypatch):
+    """Where prepare_dataset() falls back to the demo (Colab with kaggle 2.0.2), the warning says what to set."""
+    monkeypatch.setenv("CATSDOGS_PROFILE", "full")
+    monkeypatch.setattr(catsdogs.download, "kaggle_version", lambda: (2, 0, 2))
+    monkeypatch.setattr(catsdogs.download, "make_demo_archive", _stop)  # the warning is all this test needs
+    _plant(OAUTH, 0, monkeypatch)
+    with pytest.warns(DemoDataWarning, match=r"DEMO archive.*kaggle 2\.0\.2 reads it only with KAGGLE_ENABLE_OAUTH=1"), \
+            pytest.raises(_Stopped):
+        prepare_dataset(ask_upload=False)
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _stop(*args, **kwargs):
+    raise _Stopped
 
 
 def test_the_clients_version_is_read_without_importing_it():
