@@ -161,12 +161,7 @@ class NotebookResult:
 
 
 class NotebookFailed(RuntimeError):
-    """A notebook stopped with an error (already reported on the terminal)."""
-
-    def __init__(self, results: list[NotebookResult]):
-        failed = next(r for r in results if r.status == "failed")
-        super().__init__(failed.error)
-        self.results = results
+    """A notebook stopped with an error (already reported on the terminal): its one-line report."""
 
 
 def _first_line(text: str) -> str:
@@ -292,8 +287,8 @@ def run_notebooks(only: list[str] | None = None, out_dir: Path | None = None, *,
             result.executed = path
         print(f"  ✓ {path.name} ok in {format_seconds(result.seconds)}", file=out, flush=True)
     print_summary(results, out_dir, out=out)
-    if any(r.status == "failed" for r in results):
-        raise NotebookFailed(results)
+    if any(r.error for r in results):
+        raise NotebookFailed(next(r.error for r in results if r.error))
     return results
 
 
