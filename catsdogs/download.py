@@ -16,7 +16,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from .archives import ARCHIVE_ADVICE, DatasetError, check_archive, extract_competition, is_extracted
+from .archives import DatasetError, check_archive, extract_competition, find_archive, is_extracted
 from .config import (ARCHIVE_NAME, COMPETITION, RULES_URL, Workspace, data_dir, demo_workspace, is_small,
                      kaggle_workspace, shown)
 from .demo import demo_size, make_demo_archive
@@ -327,21 +327,6 @@ def download_competition(dest: Path | None = None) -> Path:
         return final
     finally:  # whatever happened, no partial file stays behind
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def find_archive(explicit: Path | str | None = None) -> Path | None:
-    """The competition archive given by argument or ``$CATSDOGS_ARCHIVE``, or one already in ``data/``."""
-    given = explicit or os.environ.get("CATSDOGS_ARCHIVE")
-    if given:
-        path = Path(given).expanduser()
-        if not path.is_file():
-            what = "is a folder, not a zip" if path.is_dir() else "does not exist"
-            raise DatasetError(f"The archive given, {path}, {what}. {ARCHIVE_ADVICE}")
-        return path
-    for candidate in (data_dir() / ARCHIVE_NAME, kaggle_workspace().archive):
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 # ---------------------------------------------------------------------------------------------
