@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from .checkpoints import atomic_write
+from .files import atomic_write
 from .config import is_small
 
 def _draw_animal(rng: np.random.Generator, label: int, size: int) -> Image.Image:

@@ -63,6 +63,7 @@ from torchvision import transforms  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from catsdogs.config import ARCHIVE_NAME  # noqa: E402  (reads no environment variable)
+from catsdogs.run import parse_parameter  # noqa: E402
 
 NOTEBOOKS = ["01", "02", "04", "05"]
 MARKER = ".catsdogs-benchmark"
@@ -178,14 +179,16 @@ def cpu_model() -> str:
 
 
 def find_archive(given: Path | None, bench_dir: Path) -> tuple[Path, bool]:
-    """The archive to use and whether it is the generated demo."""
-    if given and not given.is_file():
-        raise SystemExit(f"error: no archive at {given}")
-    if given:
-        return given.resolve(), False
-    for candidate in (REPO / "data" / ARCHIVE_NAME, REPO / "data" / "kaggle" / ARCHIVE_NAME):
-        if candidate.is_file():
-            return candidate, False
+    """The archive to use (given, else the one in data/, as the notebooks find it) and whether it is
+    the generated demo."""
+    from catsdogs.archives import DatasetError, find_archive as competition_archive
+
+    try:
+        found = competition_archive(given)
+    except DatasetError as err:
+        raise SystemExit(f"error: {err}") from None
+    if found is not None:
+        return Path(found).resolve(), False
     from catsdogs.demo import make_demo_archive
 
     path = bench_dir / "demo-archive" / ARCHIVE_NAME
@@ -291,13 +294,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     blog_batches = args.blog_batches or (20 if args.quick else 50)
     limit_train = args.limit_train if args.limit_train is not None else (3000 if args.quick else 0)
-    extra = {name: ast.literal_eval(value) for name, value in (p.split("=", 1) for p in args.param)}
+    extra = dict(parse_parameter(p) for p in args.param)
     load_start, started = round(os.getloadavg()[0], 2), time.perf_counter()
 
     bench_dir = prepare_bench_dir(args.bench_dir)
-    archive, demo = find_archive(args.archive, bench_dir)
     for key in [k for k in os.environ if k.startswith("CATSDOGS_")]:  # no stray override from the shell
         del os.environ[key]
+    archive, demo = find_archive(args.archive, bench_dir)
     os.environ.update(CATSDOGS_DATA=str(bench_dir), CATSDOGS_ARCHIVE=str(archive), CATSDOGS_PROFILE="full")
     from catsdogs.checkpoints import load_checkpoint
     from catsdogs.config import kaggle_workspace

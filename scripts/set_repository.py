@@ -17,6 +17,8 @@ from pathlib import Path
 import nbformat
 
 REPO_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_DIR))
+from catsdogs.run import notebooks  # noqa: E402  (the numbered notebooks, one pattern)
 PLACEHOLDER = "https://github.com/OWNER/catsdogs-vit"
 COLAB_DIR = "/content/catsdogs-vit"
 _GITHUB = re.compile(r"https://github\.com/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+?)(?:\.git)?/?\Z")
@@ -71,7 +73,7 @@ def badge_url(repository: str, notebook: str, branch: str = "main") -> str:
 
 
 def notebook_paths(notebook_dir: Path = REPO_DIR / "notebooks") -> list[Path]:
-    return sorted(Path(notebook_dir).glob("[0-9][0-9]_*.ipynb"))
+    return notebooks(folder=notebook_dir)
 
 
 def is_setup_cell(cell) -> bool:
