@@ -11,7 +11,7 @@ from torchvision.transforms import v2
 import csv
 from pathlib import Path
 import numpy as np
-from catsdogs.checkpoints import atomic_write
+from catsdogs.files import atomic_write
 from catsdogs.images import numeric_sort_key
 
 
