@@ -41,10 +41,9 @@ def adjusted_lr(lr: float, adjust_lr_fn: str | None, shape: torch.Size) -> float
 
 
 def newton_schulz(grads: torch.Tensor, coefficients: tuple[float, float, float], steps: int,
-                  eps: float, dtype: torch.dtype = torch.bfloat16, use_addmm: bool = True) -> torch.Tensor:
+                  eps: float, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
     """``torch.optim._muon._zeropower_via_newtonschulz`` for a stack (n, rows, cols) of matrices,
-    computed in ``dtype`` (torch's: bf16); ``use_addmm=False`` spells each step as the torch versions
-    with Muon's ``use_addmm`` option do when it is off (plain products and sums)."""
+    computed in ``dtype`` (torch's: bf16): notebook 04's ``newton_schulz``, batched and fused."""
     a, b, c = coefficients
     x = grads.to(dtype)
     tall = grads.size(-2) > grads.size(-1)
@@ -53,10 +52,7 @@ def newton_schulz(grads: torch.Tensor, coefficients: tuple[float, float, float],
     x = x / x.norm(dim=(-2, -1), keepdim=True).clamp(min=eps)  # spectral norm at most 1
     for _ in range(steps):
         gram = x @ x.mT
-        if use_addmm:
-            x = torch.baddbmm(x, torch.baddbmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
-        else:
-            x = a * x + (b * gram + c * gram @ gram) @ x
+        x = torch.baddbmm(x, torch.baddbmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
     return x.mT if tall else x
 
 
@@ -88,7 +84,7 @@ class BatchedMuon(torch.optim.Muon):
             dtype = self.dtype or (torch.bfloat16 if native_bf16(params[0].device) else torch.float32)
             for shape, index in by_shape.items():
                 stacked = newton_schulz(torch.stack([updates[i] for i in index]), group["ns_coefficients"],
-                                        group["ns_steps"], group["eps"], dtype, group.get("use_addmm", True))
+                                        group["ns_steps"], group["eps"], dtype)
                 chosen = [params[i] for i in index]
                 torch._foreach_mul_(chosen, 1 - lr * group["weight_decay"])
                 torch._foreach_add_(chosen, list(stacked.to(chosen[0].dtype).unbind(0)),
