@@ -11,17 +11,13 @@ import torch
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PRECISIONS = ("bf16", "fp16", "fp32")
+FP16_ACCELERATORS = ("cuda", "mps", "xpu")  # fast fp16 where they lack bf16; any other accelerator: fp32
 
 
 def pick_precision(device: torch.device, requested: str = "auto") -> str:
-    """bf16 where the hardware does it natively, fp16 on other accelerators, fp32 on other CPUs.
-
-    CUDA GPUs: compute capability 8.0 and up (A100, L4, RTX 30xx...) have bf16 units; a T4 (7.5, Colab's
-    free GPU) or a V100 (7.0) has fast fp16 but only emulated bf16, which
-    ``torch.cuda.is_bf16_supported()`` still answers True for. So the capability decides, and fp16
-    trains with a GradScaler. Intel's XPU: bf16. Apple's MPS: fp16 (bf16 on MPS needs a recent macOS
-    and chip, and not every kernel has it), with a GradScaler. CPUs: bf16 with AVX512-BF16 or AMX, else
-    fp32 (emulated bf16 on an older CPU is slower than fp32)."""
+    """bf16 where the hardware does it natively (:func:`native_bf16`), else fp16 on an accelerator
+    (trained with a GradScaler), fp32 on a CPU (emulated bf16 on an older CPU is slower than fp32).
+    Apple's MPS takes fp16: bf16 there needs a recent macOS and chip, and not every kernel has it."""
     if requested != "auto":
         if requested not in PRECISIONS:
             raise ValueError(f"precision must be auto, bf16, fp16 or fp32, not {requested!r}")
@@ -31,63 +27,37 @@ def pick_precision(device: torch.device, requested: str = "auto") -> str:
     return "fp16" if device.type in FP16_ACCELERATORS else "fp32"
 
 
-FP16_ACCELERATORS = ("cuda", "mps", "xpu")  # fast fp16 where they lack bf16; any other accelerator: fp32
-
-
 def native_bf16(device: torch.device) -> bool:
-    """Whether bf16 matrix products run in hardware here: a CUDA GPU of compute capability 8.0 or more, an
-    Intel XPU that says so, or a CPU with AVX512-BF16 or AMX. Elsewhere (a T4, Apple's MPS as this project
-    uses it, a CPU with AVX2 only, as most laptops) bf16 is emulated or not used, and an emulated bf16
-    product is many times slower than the same product in fp32."""
+    """Whether bf16 matrix products run in hardware here: a CUDA GPU of compute capability 8.0 or more
+    (A100, L4, RTX 30xx...), an Intel XPU that says so, or a CPU with AVX512-BF16 or AMX. A T4 (7.5,
+    Colab's free GPU) or a V100 only emulates bf16, though ``torch.cuda.is_bf16_supported()`` answers
+    True, and an emulated bf16 product is many times slower than the same product in fp32."""
     if device.type == "cuda":
         return torch.cuda.get_device_capability(device) >= (8, 0)
     if device.type == "xpu":
-        supported = getattr(getattr(torch, "xpu", None), "is_bf16_supported", None)
-        return bool(supported()) if supported is not None else True
+        return torch.xpu.is_bf16_supported()
     return device.type == "cpu" and (cpu_has("avx512_bf16") or cpu_has("amx_tile"))
 
 
-# torch's own answers are private functions: reached here only, and read from the CPU's flags without them
-_TORCH_CPU_PROBES = {"avx512_bf16": "_is_avx512_bf16_supported", "amx_tile": "_is_amx_tile_supported"}
-CPUINFO = "/proc/cpuinfo"
+CPUINFO = "/proc/cpuinfo"  # where Linux lists the CPU's flags
 
 
 def cpu_has(feature: str) -> bool:
-    """Whether the CPU has ``feature`` (``avx512_bf16`` or ``amx_tile``): torch's answer
-    (``torch.cpu._is_avx512_bf16_supported``, ``torch.cpu._is_amx_tile_supported``), or where this torch
-    has none, the flags of /proc/cpuinfo (Linux; elsewhere False)."""
-    probe = getattr(torch.cpu, _TORCH_CPU_PROBES[feature], None)
-    if probe is not None:
-        try:
-            return bool(probe())
-        except Exception:  # a private function may change its signature; the flags still answer
-            pass
-    return feature in _cpu_flags(CPUINFO)
+    """Whether the CPU has ``avx512_bf16`` or ``amx_tile``: torch's answer (the private
+    ``torch.cpu._is_<feature>_supported``), or where this torch has none, the flags of /proc/cpuinfo."""
+    probe = getattr(torch.cpu, f"_is_{feature}_supported", None)
+    return bool(probe()) if probe is not None else feature in _cpu_flags(CPUINFO)
 
 
 @functools.lru_cache(maxsize=4)
 def _cpu_flags(path: str) -> frozenset[str]:
-    """The CPU's feature flags as Linux lists them (the first ``flags`` line), or none."""
+    """The CPU's feature flags as Linux lists them (the first ``flags`` line), or none (not Linux)."""
     try:
         with open(path) as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.partition(":")[2].split())
+            flags = next((line for line in f if line.startswith("flags")), "")
     except OSError:
-        pass
-    return frozenset()
-
-
-def accelerator() -> torch.device | None:
-    """The accelerator PyTorch would use, as PyTorch decides: ``torch.accelerator`` (torch 2.6 and later:
-    CUDA, Apple's MPS, Intel's XPU...), or in an older torch CUDA, else MPS; None on a machine without one."""
-    found = getattr(torch, "accelerator", None)
-    if found is not None:
-        return found.current_accelerator() if found.is_available() else None
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    return torch.device("mps") if mps is not None and mps.is_available() else None
+        return frozenset()
+    return frozenset(flags.partition(":")[2].split())
 
 
 @dataclass(frozen=True)
@@ -99,9 +69,9 @@ class Device:
 
     @classmethod
     def pick(cls, precision: str = "auto") -> "Device":
-        """The accelerator if there is one (CUDA, MPS, XPU: :func:`accelerator`), else the CPU, in the
-        best precision the hardware does natively."""
-        device = accelerator() or torch.device("cpu")
+        """The accelerator PyTorch would use (``torch.accelerator``: CUDA, MPS, XPU...), else the CPU,
+        in the best precision the hardware does natively."""
+        device = torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")
         return cls(device, pick_precision(device, precision))
 
     @property

@@ -121,16 +121,6 @@ def test_an_xpu_without_bf16_trains_in_fp16(monkeypatch):
     assert pick_precision(torch.device("xpu")) == "fp16"
 
 
-@pytest.mark.parametrize("cuda, mps, expected", [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")])
-def test_pick_without_torch_accelerator_tries_cuda_then_mps(monkeypatch, cuda, mps, expected):
-    """A torch older than 2.6 has no torch.accelerator."""
-    monkeypatch.delattr(torch, "accelerator", raising=False)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
-    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
-    _fake_gpu(monkeypatch, 8, 6)
-    assert Device.pick().type == expected
-
-
 def test_pick_on_this_machine_follows_torch_accelerator():
     found = torch.accelerator.current_accelerator() if torch.accelerator.is_available() else None
     assert Device.pick().type == (found.type if found else "cpu")
