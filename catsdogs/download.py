@@ -43,10 +43,9 @@ def kaggle_version() -> tuple[int, ...] | None:
     """The installed kaggle client's version, e.g. ``(2, 0, 2)``, from its package metadata (``import
     kaggle`` would sign in); None when it is not installed."""
     try:
-        text = importlib.metadata.version("kaggle")
+        return tuple(int(part) for part in re.findall(r"\d+", importlib.metadata.version("kaggle"))[:3])
     except importlib.metadata.PackageNotFoundError:
         return None
-    return tuple(int(part) for part in re.findall(r"\d+", text)[:3]) or None
 
 
 def _version_text() -> str:
@@ -62,11 +61,6 @@ def oauth_enabled() -> bool:
 
 
 MIN_SECRET = 6  # a shorter value is no real key or token: hiding it would garble the message
-
-
-def _home_shown(path: Path) -> str:
-    home = Path.home()
-    return "~/" + str(path.relative_to(home)) if path.is_relative_to(home) else str(path)
 
 
 @dataclass(frozen=True)
@@ -89,7 +83,8 @@ class SignIn:
         return [Path(f.replace("{config}", config)).expanduser() for f in self.files]
 
     def where(self) -> str:
-        return " or ".join(_home_shown(p) for p in self.paths())
+        home = Path.home()
+        return " or ".join("~/" + str(p.relative_to(home)) if p.is_relative_to(home) else str(p) for p in self.paths())
 
     def found(self) -> bool:
         """Set up here (whether or not this client version reads it)."""
@@ -106,19 +101,12 @@ class SignIn:
         values = []
         for name in self.secret if self.variables else ():
             value = os.environ.get(name) or ""
-            values.append(value)
-            values.append(_read_text(value))  # KAGGLE_API_TOKEN may name a file that holds the token
-        for path in self.paths():
-            text = _read_text(path)
-            if not self.json:
-                values.append(text)
-                continue
+            values += [value, _read_text(value)]  # KAGGLE_API_TOKEN may name a file that holds the token
+        for text in map(_read_text, self.paths()):
             try:
-                data = json.loads(text)
-            except ValueError:
-                continue
-            if isinstance(data, dict):
-                values += [str(data.get(field) or "") for field in self.secret]
+                values += [str(json.loads(text).get(field) or "") for field in self.secret] if self.json else [text]
+            except (ValueError, AttributeError):  # not JSON, or not a JSON object
+                pass
         return [v for v in values if len(v) >= MIN_SECRET]
 
 
@@ -185,13 +173,11 @@ def _found_names() -> str:
 
 def write_kaggle_json(username: str, key: str) -> Path:
     """Save credentials where the kaggle client looks, readable by the owner only (mode 600)."""
-    folder = kaggle_config_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "kaggle.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"username": username, "key": key}, f)
-    os.chmod(path, 0o600)
+    path = kaggle_config_dir() / "kaggle.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)  # before the key is written: a kaggle.json already there may be readable by others
+    path.write_text(json.dumps({"username": username, "key": key}))
     return path
 
 
@@ -206,21 +192,18 @@ def _colab_secret(name: str) -> str | None:
 
 
 def colab_credentials(ask_upload: bool = False) -> bool:
-    """In Colab: take Kaggle credentials from the Colab secrets named by the rows of ``SIGN_INS`` that are
-    variables (``KAGGLE_API_TOKEN``, set for this session only; ``KAGGLE_USERNAME`` + ``KAGGLE_KEY``,
-    written to kaggle.json, mode 600); with ``ask_upload``, else ask for a ``kaggle.json`` upload.
-    Nothing is printed of them. Returns True when credentials are now in place."""
+    """In Colab: Kaggle credentials from the Colab secrets named by the variable rows of ``SIGN_INS``, else
+    with ``ask_upload`` from a ``kaggle.json`` uploaded now; nothing of them printed. True once in place."""
     if "google.colab" not in sys.modules:
         return False
     for way in SIGN_INS:
         values = [_colab_secret(name) for name in way.variables]
-        if not way.variables or not all(values):
-            continue
-        if way.colab_to_kaggle_json:
-            write_kaggle_json(*values)
-        else:
-            os.environ.update(zip(way.variables, values))
-        return True
+        if values and all(values):
+            if way.colab_to_kaggle_json:
+                write_kaggle_json(*values)
+            else:
+                os.environ.update(zip(way.variables, values))
+            return True
     if not ask_upload:
         return False
     from google.colab import files  # type: ignore
@@ -255,19 +238,14 @@ def _explain_download_error(err: Exception, data: Path, *, signing_in: bool = Fa
                             "click 'I Understand and Accept', then run this again.")
     if status == 404:
         return DatasetError(f"Kaggle has no competition called {COMPETITION!r} (HTTP 404).")
-    by_hand = f"download {ARCHIVE_NAME} by hand and put it in {data}."
-    try:  # the kaggle client's transport; its errors carry the HTTP status
-        import requests
-        import urllib3
+    import requests  # the kaggle client's transport (installed with kaggle and papermill, as is urllib3)
+    import urllib3
 
-        cut = (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)
-        unreachable = (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
-    except ImportError:
-        cut = unreachable = ()
-    if isinstance(err, cut):
+    by_hand = f"download {ARCHIVE_NAME} by hand and put it in {data}."
+    if isinstance(err, (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError)):
         return DatasetError(f"The download was cut off before the end ({type(err).__name__}); nothing was kept. "
                             f"Run this again. Without network, {by_hand}")
-    if isinstance(err, unreachable):
+    if isinstance(err, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
         return DatasetError(f"Could not reach Kaggle ({type(err).__name__}). Without network, {by_hand}")
     if signing_in and isinstance(err, ImportError):
         return DatasetError(f"The kaggle client could not be imported ({type(err).__name__}: {err}). Install the "
@@ -282,8 +260,7 @@ def _explain_download_error(err: Exception, data: Path, *, signing_in: bool = Fa
 
 
 def _signed_in_client():
-    """The kaggle client, signed in. ``import kaggle`` itself signs in (before kaggle 2.2, unguarded: it
-    exits when it cannot), so the import happens here, where the caller catches what it raises."""
+    """The kaggle client, signed in: imported here, where the caller catches what ``import kaggle`` raises."""
     from kaggle.api.kaggle_api_extended import KaggleApi
 
     options = {}
@@ -332,8 +309,7 @@ def download_competition(dest: Path | None = None) -> Path:
 # ---------------------------------------------------------------------------------------------
 # One call for notebook 01
 # ---------------------------------------------------------------------------------------------
-def prepare_dataset(archive: Path | str | None = None, *, download: bool = True, ask_upload: bool = True,
-                    quiet: bool = False) -> Workspace:
+def prepare_dataset(archive: Path | str | None = None, *, ask_upload: bool = True) -> Workspace:
     """Put the competition files in place and return their workspace, saying in one line what it did.
 
     In order: an archive given (or ``$CATSDOGS_ARCHIVE``, or already in ``data/``) is used; else
@@ -342,37 +318,35 @@ def prepare_dataset(archive: Path | str | None = None, *, download: bool = True,
     with a warning. The ``small`` profile always uses the demo. Every step is skipped when already
     done, so any notebook can call this first, on a fresh machine or after the others.
     """
-    say = (lambda message: None) if quiet else print
     if not is_small():
         found, real = find_archive(archive), kaggle_workspace()
         if found is None and real.extracted_marker.exists():  # extracted earlier, archive since moved
-            say(f"Kaggle photos: already in place in {shown(real.local)} (extracted earlier)")
+            print(f"Kaggle photos: already in place in {shown(real.local)} (extracted earlier)")
             return real
-        if found is None and download and (has_kaggle_credentials() or colab_credentials(ask_upload)):
+        if found is None and (has_kaggle_credentials() or colab_credentials(ask_upload)):
             found = download_competition(data_dir())
-            say(f"downloaded {shown(found)} from Kaggle")
+            print(f"downloaded {shown(found)} from Kaggle")
         if found is not None:
-            return _extract_and_say(found, real, say)
-        if not quiet:
-            warnings.warn(f"No {ARCHIVE_NAME} in {shown(data_dir())} and no Kaggle credentials: this uses the generated "
-                          "DEMO archive (synthetic pictures), not the Kaggle photos. See notebook 01 or the README for "
-                          "the real data." + "".join(" " + line for line in _unread_sign_ins()), DemoDataWarning,
-                          stacklevel=2)
+            return _extract_and_say(found, real)
+        warnings.warn(f"No {ARCHIVE_NAME} in {shown(data_dir())} and no Kaggle credentials: this uses the generated "
+                      "DEMO archive (synthetic pictures), not the Kaggle photos. See notebook 01 or the README for "
+                      "the real data." + "".join(" " + line for line in _unread_sign_ins()), DemoDataWarning,
+                      stacklevel=2)
     ws = demo_workspace()
     if not ws.archive.exists():
         make_demo_archive(ws.archive, **demo_size())
-    return _extract_and_say(ws.archive, ws, say)
+    return _extract_and_say(ws.archive, ws)
 
 
 class DemoDataWarning(UserWarning):
     """The notebooks run on the generated demo archive: their figures say nothing of the real photos."""
 
 
-def _extract_and_say(archive: Path, ws: Workspace, say) -> Workspace:
+def _extract_and_say(archive: Path, ws: Workspace) -> Workspace:
     done = is_extracted(archive, ws)
     extract_competition(archive, ws)
     counts = json.loads(ws.extracted_marker.read_text())
     what = "already in place in" if done else "extracted just now into"
-    say(f"{ws.label}: {what} {shown(ws.local)} ({counts['train']:,} labelled, {counts['test']:,} test photos; "
-        f"from {shown(archive)})")
+    print(f"{ws.label}: {what} {shown(ws.local)} ({counts['train']:,} labelled, {counts['test']:,} test photos; "
+          f"from {shown(archive)})")
     return ws
