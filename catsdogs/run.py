@@ -1,10 +1,6 @@
-"""Run the numbered notebooks headless, in order, with papermill (a real Jupyter kernel).
-
-While a notebook runs, the text its cells print (the training's epoch lines, progress bars) is
-echoed to the terminal as it arrives; at the end a summary says how each notebook went, how good
-the trained model is, and where the results are. A failing notebook gets one line (notebook, cell,
-error) and the path of the executed notebook that holds the full traceback.
-"""
+"""Run the numbered notebooks headless, in order, with papermill (a real Jupyter kernel): the text their
+cells print echoed as it arrives; a failure in one line (notebook, cell, error) and the path of the
+executed notebook that holds its traceback; at the end, how each went, the trained model, the results."""
 from __future__ import annotations
 
 import ast
@@ -20,6 +16,7 @@ from typing import Any, TextIO
 import nbformat
 import papermill
 import yaml
+import zmq
 from papermill.exceptions import PapermillExecutionError
 from papermill.iorw import load_notebook_node
 from traitlets.config import Config
@@ -84,21 +81,18 @@ class StreamEcho:
         self._pending: dict[str, str] = {}  # not a terminal: per stream, the text after the last newline
         self._line = ""  # terminal: what is drawn on the current line (after the last \r or \n) ...
         self._line_stream = ""  # ... and by which stream
-        self._at_line_start = True  # terminal: whether the cursor is at the start of a line
 
     def write(self, text: str, stream: str = "stdout") -> None:
         """Echo text printed by a cell on ``stream`` (the kernel's stdout or stderr)."""
         if self.tty:
-            if not self._at_line_start and stream != self._line_stream:
-                # another stream's unfinished line (a progress bar) is on screen: lift it, write, put it back
-                bar, bar_stream = self._line, self._line_stream
+            bar, bar_stream = self._line, self._line_stream
+            lift = bool(bar) and stream != bar_stream  # another stream's unfinished line (a progress bar) is on screen
+            if lift:
                 self.out.write("\r\x1b[K")
-                self._at_line_start, self._line = True, ""
-                self._draw(text, stream)
-                if self._at_line_start and bar:
-                    self._draw(bar, bar_stream)
-            else:
-                self._draw(text, stream)
+                self._line = ""
+            self._draw(text, stream)
+            if lift and not self._line:  # the text ended its line: the bar goes back below it
+                self._draw(bar, bar_stream)
         else:
             *lines, self._pending[stream] = (self._pending.get(stream, "") + strip_ansi(text)).split("\n")
             for line in lines:
@@ -108,11 +102,10 @@ class StreamEcho:
     def _draw(self, text: str, stream: str) -> None:
         for piece in re.split(r"([\r\n])", text):
             if piece in ("\r", "\n"):
-                self._at_line_start, self._line = True, ""
+                self._line = ""
             elif piece:
-                if self._at_line_start:
+                if not self._line:
                     self.out.write(INDENT)
-                    self._at_line_start = False
                 self._line += piece
                 self._line_stream = stream
             self.out.write(piece)
@@ -123,30 +116,18 @@ class StreamEcho:
 
     def finish(self) -> None:
         """End of a cell's output: write what is left of unfinished lines, end the terminal's line."""
-        if self.tty:
-            if not self._at_line_start:
-                self.out.write("\n")
-                self._at_line_start, self._line = True, ""
-        else:
-            for stream, rest in list(self._pending.items()):
-                if rest:
-                    self._write_line(rest)
-                self._pending[stream] = ""
+        if self.tty and self._line:
+            self.out.write("\n")
+            self._line = ""
+        for rest in filter(None, self._pending.values()):  # not a terminal
+            self._write_line(rest)
+        self._pending.clear()
         self.out.flush()
 
     def _write_line(self, line: str) -> None:
         shown = final_text(line)  # redrawn in place: what was drawn last; a bar cleared with spaces is gone
         if shown.strip() or "\r" not in line:
             self.out.write(INDENT + shown + "\n")
-
-
-def kernel_config() -> Config:
-    """Kernel manager settings. ipykernel >= 7.4 warns "Kernel is running over TCP without
-    encryption" on every start unless the manager gives it CurveZMQ keys; asking for them (when our
-    libzmq has Curve) removes the cause of the warning rather than hiding the kernel's log."""
-    import zmq
-
-    return Config({"KernelManager": {"transport_encryption": "auto"}}) if zmq.has("curve") else Config()
 
 
 @dataclass
@@ -233,15 +214,12 @@ def small_copies(folder: Path, dest: Path) -> list[Path]:
 def run_notebooks(only: list[str] | None = None, out_dir: Path | None = None, *, inplace: bool = False,
                   timeout: int | None = None, folder: Path = NOTEBOOK_DIR, parameters: dict[str, Any] | None = None,
                   recipe: str | None = None, out: TextIO | None = None) -> list[NotebookResult]:
-    """Execute the notebooks in ``folder`` in order with papermill, echoing their printed text, then
-    print a summary.
+    """Execute the notebooks in ``folder`` in order, echoing their printed text, then print a summary.
 
-    Outputs go to ``data/runs/<profile>/`` (the committed notebooks keep theirs) unless ``inplace``;
-    a failed notebook always goes there. ``parameters`` override the values of the notebooks' cells
-    tagged ``parameters`` (each notebook gets those it has; a name no notebook has is an error), as
-    do the parameter files (:func:`preset`) ``recipe`` and, in the small profile
-    (``CATSDOGS_PROFILE=small``), ``small``. The kernel inherits this process's
-    environment. Stops at the first failing cell and raises :class:`NotebookFailed` after the summary."""
+    Outputs go to ``data/runs/<profile>/`` unless ``inplace`` (a failed notebook always goes there).
+    Each notebook gets the values of :func:`parameters_for` that its parameters cell has; a name no
+    notebook has is an error. The kernel inherits this process's environment. Stops at the first
+    failing cell and raises :class:`NotebookFailed` after the summary."""
     parameters = dict(parameters or {})
     out = out if out is not None else sys.stdout
     echo = StreamEcho(out)
@@ -260,6 +238,9 @@ def run_notebooks(only: list[str] | None = None, out_dir: Path | None = None, *,
         raise ValueError("--inplace keeps each notebook's own parameters (only data may be handed in: "
                          f"{', '.join(sorted(DATA_PARAMETERS))}): leave out the others (and the small profile), or --inplace.")
     results = [NotebookResult(path.name) for path in paths]
+    # ipykernel >= 7.4 warns "Kernel is running over TCP without encryption" on every start unless the manager
+    # gives it CurveZMQ keys: asking for them (where libzmq has Curve) removes the cause rather than hiding the log
+    kernel = Config({"KernelManager": {"transport_encryption": "auto"}}) if zmq.has("curve") else Config()
     for path, result, chosen in zip(paths, results, injected):
         print(f"▶ {path.name}", file=out, flush=True)
         if chosen:
@@ -271,7 +252,7 @@ def run_notebooks(only: list[str] | None = None, out_dir: Path | None = None, *,
                                        progress_bar=False, stdout_file=echo.stream("stdout"),
                                        stderr_file=echo.stream("stderr"), cwd=str(path.parent),
                                        start_timeout=300, execution_timeout=timeout, coalesce_streams=True,
-                                       config=kernel_config())
+                                       config=kernel)
             result.status = "ok"
         except Exception as err:  # noqa: BLE001 - any failure is reported in one line, not a traceback
             result.status, result.error = "failed", describe_failure(path.name, err)
