@@ -40,9 +40,8 @@ def data_dir() -> Path:
 
 
 def scratch_dir() -> Path:
-    """Where the extracted photos and the decode caches go: ``$CATSDOGS_SCRATCH`` if set, else the
-    data folder. Colab's Google Drive option keeps the data folder on Drive and this one on the
-    machine's own disk, where thousands of small files and a memory-mapped cache are fast."""
+    """Where the extracted photos and the decode caches go: ``$CATSDOGS_SCRATCH`` if set, else the data
+    folder (Colab's Google Drive option keeps this one on the machine's own disk: see ``colab.py``)."""
     return Path(os.environ.get("CATSDOGS_SCRATCH") or data_dir()).expanduser().resolve()
 
 
@@ -100,12 +99,8 @@ def demo_workspace() -> Workspace:
 def workspace() -> Workspace:
     """The dataset the notebooks work on: the Kaggle photos once notebook 1 has put them in place,
     otherwise the demo. The ``small`` profile always uses the demo."""
-    if is_small():
-        return demo_workspace()
     real = kaggle_workspace()
-    if real.extracted_marker.exists():
-        return real
-    return demo_workspace()
+    return real if not is_small() and real.extracted_marker.exists() else demo_workspace()
 
 
 def parameter_sources(notebook: Path | str) -> dict[str, str]:

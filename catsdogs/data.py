@@ -1,10 +1,9 @@
 """The photos as the model sees them: the decode-once cache, the split, datasets and loaders.
 
 Decoding a JPEG costs more than a training step's share of compute on a small CPU, so instead of
-decoding every photo in every epoch (the blog's pipeline) we decode each one once into a
-memory-mapped ``.npy`` file (224x224x3 bytes a photo: 3.4 GB for the 22,500 training photos) and
-read slices of it afterwards; random crops and flips then run on those bytes as tensors. The cache
-is rebuilt when the photos it came from change.
+decoding every photo in every epoch (the blog's pipeline) we decode each one once into a memory-mapped
+``.npy`` file (224x224x3 bytes a photo: 3.4 GB for the 22,500 training photos), rebuilt when the photos
+change; random crops and flips then run on those bytes as tensors.
 """
 from __future__ import annotations
 
@@ -72,12 +71,8 @@ def default_workers() -> int:
 
 def build_cache(files: list[Path], cache_file: Path, size: int = 224, *, workers: int | None = None,
                 desc: str = "decoding photos") -> ImageCache:
-    """Load the cache of ``files`` at ``size`` pixels, building it first if it is missing or stale.
-
-    Building writes to a temporary file and renames it at the end, so an interrupted build never
-    leaves a cache that looks complete. Unreadable files are counted, named in a warning and marked
-    in ``ok``.
-    """
+    """Load the cache of ``files`` at ``size`` pixels, building it first if it is missing or stale
+    (written whole or not at all). Unreadable files are named in a warning and marked in ``ok``."""
     files = [Path(f) for f in files]
     cache_file = Path(cache_file)
     meta_file = cache_file.with_suffix(".json")

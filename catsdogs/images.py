@@ -59,11 +59,8 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def no_pictures_message(folder: Path) -> str:
-    """Why a folder yielded no pictures, and what to pass instead.
-
-    Pictures sorted into subfolders (``photos/cat/``, ``photos/dog/``) are the usual cause: subfolders
-    are not searched, so the message names those that hold pictures, with their counts.
-    """
+    """Why a folder yielded no pictures, and what to pass instead: pictures sorted into subfolders
+    (``photos/cat/``, ``photos/dog/``) are the usual cause, so it names those, with their counts."""
     folder = Path(folder)
     message = f"No pictures ({', '.join(sorted(IMAGE_SUFFIXES))}) directly in {folder}."
     counts = {}
@@ -101,13 +98,9 @@ def upright(img: Image.Image) -> Image.Image:
 
 
 def read_rgb(path: Path, size: int) -> np.ndarray:
-    """Decode any picture to an RGB ``size``x``size`` uint8 array (H, W, 3), upright.
-
-    Grayscale (8 or 16 bits), palette, RGBA and CMYK files are converted to RGB; very large JPEGs are decoded at a
-    reduced scale first (``draft``), which is much faster and loses nothing at 224 pixels; the EXIF Orientation
-    tag is applied (see :func:`upright`), so a phone photo is not seen lying on its side.
-    Raises :class:`UnreadableImage` with the reason for empty, truncated or non-image files.
-    """
+    """Decode any picture (grayscale of 8 or 16 bits, palette, RGBA, CMYK...) to an RGB ``size``x``size``
+    uint8 array (H, W, 3), upright (:func:`upright`); a large JPEG is decoded at a reduced scale first
+    (``draft``: much faster, and nothing lost at 224 pixels). Raises :class:`UnreadableImage` with the reason."""
     path = Path(path)
     try:
         if path.stat().st_size == 0:
