@@ -1,21 +1,20 @@
 """The pictures of the notebooks: photo grids, class balance, training curves, mistakes."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from PIL import Image
 
 from .images import CLASSES, upright
 
 
 def photo_grid(images: list, titles: list[str], *, cols: int = 6, size: float = 2.0, suptitle: str | None = None,
                fontsize: float = 8.0):
-    """Pictures (paths or HxWx3 arrays) in a grid with a title over each; a path is shown upright,
-    as the model sees it (its EXIF orientation applied).
-
-    Titles are wrapped to the width of a picture, and each row gets the height its longest title
-    needs, so a title never runs into its neighbour or into the row above."""
+    """Pictures (paths, shown upright as the model sees them, or HxWx3 arrays) in a grid, a title over
+    each, wrapped to the picture's width; each row as tall as its titles need, so none runs into another."""
     rows = max(1, (len(images) + cols - 1) // cols)
     width = max(8, int(size * 72 / (fontsize * 0.6)))  # characters that fit across one picture
     titles = [_wrap(t, width) for t in titles]
@@ -27,7 +26,10 @@ def photo_grid(images: list, titles: list[str], *, cols: int = 6, size: float = 
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, title in zip(axes.flat, images, titles):
-        ax.imshow(_read_upright(image) if isinstance(image, (str, Path)) else image)
+        if isinstance(image, (str, Path)):
+            with Image.open(image) as img:
+                image = np.asarray(upright(img).convert("RGB"))
+        ax.imshow(image)
         ax.set_title(title, fontsize=fontsize)
     if suptitle:
         fig.suptitle(suptitle)
@@ -37,21 +39,12 @@ def photo_grid(images: list, titles: list[str], *, cols: int = 6, size: float = 
 def _wrap(title: str, width: int, max_lines: int = 3) -> str:
     """A title in lines of at most ``width`` characters (its own line breaks kept), cut with "…"
     beyond ``max_lines``: a long file name must not spill over the next picture."""
-    import textwrap
-
     lines = [w for line in str(title).splitlines() or [""]
              for w in (textwrap.wrap(line, width, break_long_words=True, break_on_hyphens=False) or [""])]
     if len(lines) > max_lines:
         lines = lines[:max_lines]
         lines[-1] = lines[-1][:width - 1] + "…"
     return "\n".join(lines)
-
-
-def _read_upright(path: str | Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as img:
-        return np.asarray(upright(img).convert("RGB"))
 
 
 def class_balance(counts: dict[str, dict[str, int]]):
@@ -107,11 +100,8 @@ def time_to_accuracy(histories: dict[str, list[dict]], start_minutes: dict[str, 
 
 
 def test_time_options(evaluations: dict, matched: float | None = None):
-    """Validation accuracy and log loss against the centre crop kept, with and without flip TTA;
-    the mean over several crops (multi-crop TTA) as a dashed line.
-
-    ``evaluations``: {(flip, crop): evaluation}, the crop a tuple for the mean over those crops (notebook 05).
-    """
+    """Validation accuracy and log loss against the centre crop kept, with and without flip TTA, from
+    notebook 05's ``{(flip, crop): evaluation}``; a tuple of crops (their mean) as a dashed line."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     for ax, metric in zip(axes, ("log_loss", "accuracy")):
         for k, flip in enumerate((False, True)):
