@@ -1,8 +1,6 @@
-"""The competition archive: checked whole before use, extracted safely, its photos counted.
-
-A zip may be the learner's own download, cut short or damaged, or not the competition's at all:
-every check says what is wrong and which file to pass instead.
-"""
+"""The competition archive: found, checked whole before use, extracted safely, its photos counted. A zip
+may be the learner's own download, cut short or damaged, or not the competition's at all: every check
+says what is wrong and which file to pass instead."""
 from __future__ import annotations
 
 import json
@@ -36,12 +34,9 @@ ARCHIVE_ADVICE = (f"Pass the competition's own zip instead ({ARCHIVE_NAME}, as d
 
 def check_archive(path: Path, required: tuple[str, ...] = REQUIRED_MEMBERS, *, name: str | None = None,
                   advice: str = ARCHIVE_ADVICE) -> list[str]:
-    """Open a zip and check it whole before use: readable, every CRC right, no member that would
-    land outside the target folder, and the required members present. Returns the member names.
-
-    The message says what is wrong with the file (``name``, default its path) and ends with ``advice``:
-    by default, which file to pass instead. The file may be the user's own, so it is never told to delete it.
-    """
+    """Check a zip whole before use: readable, every CRC right, no member that would land outside the
+    target folder, the required members present; returns the member names. A message names what is wrong
+    with ``name`` (default: the path) and ends with ``advice``, never "delete it": the file may be the user's."""
     path = Path(path)
     name = name or str(path)
     try:
@@ -99,9 +94,8 @@ def is_extracted(archive: Path, ws: Workspace) -> bool:
 
 
 def extract_competition(archive: Path, ws: Workspace) -> Workspace:
-    """Unpack the outer archive and the nested ``train.zip`` / ``test.zip`` into the workspace and
-    verify the counts. A second call with the same archive does nothing; the workspace counts as
-    extracted only once the marker is written, last."""
+    """Unpack the archive and its ``train.zip`` / ``test.zip`` into the workspace and verify the counts, once
+    per archive: the workspace counts as extracted only once the marker is written, last."""
     marker = ws.extracted_marker
     if is_extracted(archive, ws):
         ws.root.mkdir(parents=True, exist_ok=True)
@@ -125,8 +119,7 @@ def extract_competition(archive: Path, ws: Workspace) -> Workspace:
 
 
 def verify_counts(ws: Workspace) -> dict:
-    """Count what was extracted and check it hangs together: both classes present, one sample
-    submission row per test photo."""
+    """Count what was extracted: both classes present, one sample submission row per test photo."""
     files, labels = list_labelled(ws.train_dir)
     test = list_images(ws.test_dir)
     with open(ws.sample_submission) as f:
@@ -138,5 +131,3 @@ def verify_counts(ws: Workspace) -> dict:
     if sample_rows != len(test):
         raise DatasetError(f"sample_submission.csv has {sample_rows} rows but test/ has {len(test)} photos.")
     return counts
-
-
