@@ -1,8 +1,5 @@
-"""Colab: Google Drive for what must outlast a disconnected session.
-
-The repository address, the notebooks' setup cell and their Colab badges are maintained by
-``scripts/set_repository.py``; the setup cell calls :func:`use_drive` when ``USE_DRIVE = True``.
-"""
+"""Colab: Google Drive for what must outlast a disconnected session (the notebooks' setup cell, kept by
+``scripts/set_repository.py``, calls :func:`use_drive` when ``USE_DRIVE = True``)."""
 from __future__ import annotations
 
 import os

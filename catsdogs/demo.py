@@ -57,8 +57,7 @@ def _jpeg(img: Image.Image) -> bytes:
 
 def make_demo_archive(path: Path, *, per_class: int = 300, n_test: int = 100, size: int = 160, seed: int = 0) -> Path:
     """Write a small archive with the layout of Kaggle's (``train.zip`` with ``train/cat.N.jpg`` and
-    ``train/dog.N.jpg``, ``test.zip`` with ``test/N.jpg``, ``sample_submission.csv``), filled with
-    synthetic pictures. It lets every notebook and test run without Kaggle; it is not the real data."""
+    ``train/dog.N.jpg``, ``test.zip`` with ``test/N.jpg``, ``sample_submission.csv``) of synthetic pictures."""
     rng = np.random.default_rng(seed)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

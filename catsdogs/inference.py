@@ -1,9 +1,5 @@
-"""Running a model over a loader without autograd: the plumbing under prediction (notebook 04
-writes validation, ``evaluate``, in a cell of its own).
-
-What the model is shown (the whole photo, centre crops, mirror images) is the lesson of notebook 05;
-this module only batches, gathers and scores.
-"""
+"""Running a model over a loader without autograd: the plumbing under prediction. What the model is
+shown (centre crops, mirror images) is notebook 05's lesson; validation is notebook 04's ``evaluate``."""
 from __future__ import annotations
 
 from typing import Callable

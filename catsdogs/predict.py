@@ -73,14 +73,10 @@ def tta_probs(model: nn.Module, files: list[Path], device: Device, *, flip: bool
 def predict_folder(images_dir: Path, out: Path, checkpoint: Path | None = None, *, flip: bool = True,
                    clip: float = 0.0, crops: tuple[float, ...] | None = None, batch_size: int = 64,
                    workers: int | None = None) -> Path:
-    """Write ``id,label`` (label = P(dog)) for every picture in ``images_dir``; nothing else is written.
-
-    The photos are decoded as they stream through the model (no cache on disk). ``crops`` defaults to
-    the :func:`tta_crops` around the crop matched to the checkpoint's training crops, the option
-    notebook 05 chose for the shipped weights. Unreadable files get 0.5, the label that costs least
-    when we know nothing, and are named in one warning, so the file always has one row per picture.
-    Raises if no picture at all could be read.
-    """
+    """Write ``id,label`` (label = P(dog)) for every picture in ``images_dir``, decoded as they stream
+    through the model: nothing else is written. ``crops`` defaults to notebook 05's choice for the shipped
+    weights (:func:`tta_crops` of the checkpoint's). An unreadable file gets 0.5, the label that costs least
+    when we know nothing, and is named in a warning; raises if no picture at all could be read."""
     files = list_images(images_dir)
     if not files:
         raise FileNotFoundError(no_pictures_message(images_dir))

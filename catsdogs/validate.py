@@ -18,11 +18,8 @@ class InvalidSubmission(ValueError):
 
 
 def validate_submission(path: Path, expected_ids: list[str] | None = None) -> int:
-    """Check a submission file and return its number of rows, or raise :class:`InvalidSubmission`.
-
-    Checks the header ``id,label``; every label a number in [0, 1] (no NaN); no duplicate ids; and,
-    given ``expected_ids`` (for example from ``sample_submission.csv``), no missing or unknown id.
-    """
+    """The number of rows of a valid submission, else :class:`InvalidSubmission`: header ``id,label``,
+    labels numbers in [0, 1], no id twice; given ``expected_ids`` (the sample's), none missing or unknown."""
     path = Path(path)
     with open(path, newline="") as f:
         reader = csv.reader(f)
