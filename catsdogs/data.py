@@ -78,37 +78,29 @@ def build_cache(files: list[Path], cache_file: Path, size: int = 224, *, workers
     meta_file = cache_file.with_suffix(".json")
     fingerprint = _fingerprint(files, size)
     meta = json.loads(meta_file.read_text()) if cache_file.exists() and meta_file.exists() else {}
-    if meta.get("fingerprint") != fingerprint:
-        meta = _write_cache(files, cache_file, meta_file, fingerprint, size, workers, desc)
+    if meta.get("fingerprint") != fingerprint:  # decode every file into the cache, then write its metadata
+        ok, bad = np.zeros(len(files), dtype=bool), {}
+        workers = workers or default_workers()
+        jobs = [(str(f), size) for f in files]
+        with atomic_write(cache_file) as tmp:
+            images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(files), size, size, 3))
+            with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+                results = pool.map(_decode, jobs, chunksize=64) if pool else map(_decode, jobs)
+                for i, (pixels, error) in enumerate(tqdm(results, total=len(files), desc=desc, unit="img")):
+                    if pixels is None:
+                        bad[files[i].name] = error
+                    else:
+                        images[i] = pixels
+                        ok[i] = True
+            images.flush()
+            del images
+        meta = {"fingerprint": fingerprint, "size": size, "names": [f.name for f in files], "ok": ok.tolist(),
+                "unreadable": bad}
+        with atomic_write(meta_file) as tmp:
+            tmp.write_text(json.dumps(meta))
     # named on every load, not just the first: a reused cache must not hide its unreadable files
     warn_unreadable(meta["unreadable"], f"in {files[0].parent if files else '?'} (not used)")
     return ImageCache(np.load(cache_file, mmap_mode="r"), meta["names"], np.array(meta["ok"], bool), cache_file)
-
-
-def _write_cache(files: list[Path], cache_file: Path, meta_file: Path, fingerprint: str, size: int,
-                 workers: int | None, desc: str) -> dict:
-    """Decode every file into ``cache_file`` and write its metadata; returns the metadata."""
-    ok = np.zeros(len(files), dtype=bool)
-    bad: dict[str, str] = {}
-    workers = workers or default_workers()
-    jobs = [(str(f), size) for f in files]
-    with atomic_write(cache_file) as tmp:
-        images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(files), size, size, 3))
-        with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
-            results = pool.map(_decode, jobs, chunksize=64) if pool else map(_decode, jobs)
-            for i, (pixels, error) in enumerate(tqdm(results, total=len(files), desc=desc, unit="img")):
-                if pixels is None:
-                    bad[files[i].name] = error
-                else:
-                    images[i] = pixels
-                    ok[i] = True
-        images.flush()
-        del images
-    meta = {"fingerprint": fingerprint, "size": size, "names": [f.name for f in files], "ok": ok.tolist(),
-            "unreadable": bad}
-    with atomic_write(meta_file) as tmp:
-        tmp.write_text(json.dumps(meta))
-    return meta
 
 
 class CachedPhotos(Dataset):
@@ -143,9 +135,7 @@ def test_cache(ws: Workspace, size: int = 224) -> ImageCache:
     return build_cache(list_images(ws.test_dir), ws.cache_dir / f"test_{size}.npy", size, desc="caching test/")
 
 
-# ---------------------------------------------------------------------------------------------
-# The split (made by notebook 02's make_split) on disk
-# ---------------------------------------------------------------------------------------------
+# The split (made by notebook 02's make_split) on disk ----------------------------------------
 def load_or_make_split(ws: Workspace, *, quiet: bool = False) -> pd.DataFrame:
     """The split notebook 02 wrote to ``split.csv``; if there is none yet (a notebook opened on its
     own), the same seeded split, made and written now. Says which, unless ``quiet``."""
@@ -168,9 +158,7 @@ def photos(ws: Workspace, subset: str, *, size: int = 224, transform=None, limit
     """The ``train`` or ``val`` photos of the workspace's split as a dataset of (uint8 CHW, label),
     read from the decode-once cache; ``transform`` augments each one, ``limit`` keeps the first N."""
     split = load_or_make_split(ws, quiet=True)
-    rows = split[split.subset == subset]
-    if limit:
-        rows = rows.iloc[:limit]
+    rows = split[split.subset == subset].iloc[:limit or None]  # limit 0: all
     cache = labelled_cache(ws, size)
     return CachedPhotos(cache, cache.rows(list(rows.file)), rows.label.to_numpy(), transform)
 

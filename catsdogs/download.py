@@ -21,9 +21,7 @@ from .config import (ARCHIVE_NAME, COMPETITION, RULES_URL, Workspace, data_dir, 
                      kaggle_workspace, shown)
 from .demo import demo_size, make_demo_archive
 
-# ---------------------------------------------------------------------------------------------
-# Credentials: every way the kaggle client signs in, in one table
-# ---------------------------------------------------------------------------------------------
+# Credentials: every way the kaggle client signs in, in one table -----------------------------
 OAUTH_ON = ("1", "true", "yes")  # the values of KAGGLE_ENABLE_OAUTH that kaggle 2.0-2.1.0 take as "on"
 OAUTH_ALWAYS_FROM = (2, 1, 1)  # from this version the client always tries `kaggle auth login`'s sign-in
 
@@ -153,8 +151,7 @@ def _unread_sign_ins() -> list[str]:
 
 def no_credentials_message(data: Path | str, headline: str = "No Kaggle credentials found.") -> str:
     """The help when no sign-in is found: one line per row of ``SIGN_INS``, Colab's secrets, the file by hand."""
-    lines = [headline] + _unread_sign_ins()
-    lines.append("Sign in any one way the kaggle client knows:")
+    lines = [headline, *_unread_sign_ins(), "Sign in any one way the kaggle client knows:"]
     for i, way in enumerate(SIGN_INS):
         line = way.how.format(where=way.where())
         if way.oauth and not oauth_enabled():
@@ -224,9 +221,7 @@ def _redact(text: str) -> str:
     return text
 
 
-# ---------------------------------------------------------------------------------------------
-# The download
-# ---------------------------------------------------------------------------------------------
+# The download --------------------------------------------------------------------------------
 def _explain_download_error(err: Exception, data: Path, *, signing_in: bool = False) -> DatasetError:
     """A message that says what to do, for any exception the client raises (secrets hidden)."""
     status = getattr(getattr(err, "response", None), "status_code", None)
@@ -272,12 +267,9 @@ def _signed_in_client():
 
 
 def download_competition(dest: Path | None = None) -> Path:
-    """Download the competition archive with the real ``kaggle`` client, into ``dest``.
-
-    The file is downloaded into a private folder and moved into place only once it is a complete,
-    readable zip: an interrupted download never leaves a file that looks finished. Whatever the
-    client raises becomes a :class:`DatasetError` that says what to do.
-    """
+    """Download the competition archive with the real ``kaggle`` client into a private folder, moved into
+    ``dest`` only once it is a complete, readable zip: an interrupted download never leaves a file that looks
+    finished. Whatever the client raises becomes a :class:`DatasetError` that says what to do."""
     dest = Path(dest or data_dir())
     if not has_kaggle_credentials():
         raise DatasetError(no_credentials_message(dest))
@@ -299,25 +291,19 @@ def download_competition(dest: Path | None = None) -> Path:
             raise DatasetError(f"The Kaggle client finished but wrote no {ARCHIVE_NAME} in {staging}.")
         check_archive(downloaded, name=f"The downloaded {ARCHIVE_NAME}", advice="Kaggle's download was probably cut short; "
                       "nothing was kept. Run this again to download it again.")
-        final = dest / ARCHIVE_NAME
-        os.replace(downloaded, final)
-        return final
+        os.replace(downloaded, dest / ARCHIVE_NAME)
+        return dest / ARCHIVE_NAME
     finally:  # whatever happened, no partial file stays behind
         shutil.rmtree(staging, ignore_errors=True)
 
 
-# ---------------------------------------------------------------------------------------------
-# One call for notebook 01
-# ---------------------------------------------------------------------------------------------
+# One call for notebook 01 --------------------------------------------------------------------
 def prepare_dataset(archive: Path | str | None = None, *, ask_upload: bool = True) -> Workspace:
-    """Put the competition files in place and return their workspace, saying in one line what it did.
-
-    In order: an archive given (or ``$CATSDOGS_ARCHIVE``, or already in ``data/``) is used; else
-    photos extracted earlier; else, with Kaggle credentials (in Colab also its secrets, or a
-    kaggle.json uploaded when asked: ``ask_upload``), a download; else the generated demo archive,
-    with a warning. The ``small`` profile always uses the demo. Every step is skipped when already
-    done, so any notebook can call this first, on a fresh machine or after the others.
-    """
+    """Put the competition files in place and return their workspace, saying in one line what it did: an
+    archive given (:func:`find_archive`); else photos extracted earlier; else, with Kaggle credentials (in
+    Colab also its secrets, or a kaggle.json uploaded, with ``ask_upload``), a download; else the generated
+    demo archive, with a warning (the ``small`` profile: always). Every step is skipped when already done,
+    so any notebook can call this first, on a fresh machine or after the others."""
     if not is_small():
         found, real = find_archive(archive), kaggle_workspace()
         if found is None and real.extracted_marker.exists():  # extracted earlier, archive since moved
