@@ -1,7 +1,5 @@
-"""Command line: ``python -m catsdogs {run,predict,validate}``.
-
-The maintainer's commands are scripts: ``scripts/set_repository.py``, ``scripts/export_weights.py``.
-"""
+"""Command line: ``python -m catsdogs {run,predict,validate}`` (the maintainer's commands are scripts:
+``scripts/set_repository.py``, ``scripts/export_weights.py``)."""
 from __future__ import annotations
 
 import argparse

@@ -1,6 +1,5 @@
-"""Checkpoints and training histories, written whole or not at all (:func:`~catsdogs.files.atomic_write`),
-and the runs of a workspace.
-"""
+"""Checkpoints and training histories, written whole or not at all (``files.atomic_write``), and the
+runs of a workspace."""
 from __future__ import annotations
 
 import json

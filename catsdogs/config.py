@@ -1,8 +1,6 @@
-"""Where things live, and which profile we run in.
-
-Every notebook and command asks this module for paths, so the same files serve a learner on the
-real Kaggle photos (profile ``full``) and the test suite on a generated demo archive (``small``).
-"""
+"""Where things live, and which profile we run in. Every notebook and command asks this module for
+paths, so the same files serve a learner on the real Kaggle photos (profile ``full``) and the test suite
+on a generated demo archive (``small``)."""
 from __future__ import annotations
 
 import ast

@@ -1,10 +1,8 @@
-"""The photos as the model sees them: the decode-once cache, the split, datasets and loaders.
-
-Decoding a JPEG costs more than a training step's share of compute on a small CPU, so instead of
-decoding every photo in every epoch (the blog's pipeline) we decode each one once into a memory-mapped
-``.npy`` file (224x224x3 bytes a photo: 3.4 GB for the 22,500 training photos), rebuilt when the photos
-change; random crops and flips then run on those bytes as tensors.
-"""
+"""The photos as the model sees them: the decode-once cache, the split, datasets and loaders. Decoding
+a JPEG costs more than a training step's share of compute on a small CPU, so instead of decoding every
+photo in every epoch (the blog's pipeline) we decode each one once into a memory-mapped ``.npy`` file
+(224x224x3 bytes a photo: 3.4 GB for the 22,500 training photos), rebuilt when the photos change;
+random crops and flips then run on those bytes as tensors."""
 from __future__ import annotations
 
 import contextlib

@@ -1,8 +1,6 @@
-"""The generated demo archive: the layout of Kaggle's, filled with synthetic cartoon cats and dogs.
-
-It lets every notebook and test run on a fresh machine without Kaggle; it is not the real data, and
-everything computed on it is labelled DEMO.
-"""
+"""The generated demo archive: the layout of Kaggle's, filled with synthetic cartoon cats and dogs, so that
+every notebook and test runs on a fresh machine without Kaggle. It is not the real data: everything
+computed on it is labelled DEMO."""
 from __future__ import annotations
 
 import io

@@ -1,8 +1,6 @@
 """Getting the competition files: Kaggle credentials and download, or an archive at hand, or the demo.
-
 ``kaggle`` is imported only when a download is really needed: the client signs in as it is imported
-(before kaggle 2.2 it exits when it cannot), so the import sits where its failures are caught.
-"""
+(before kaggle 2.2 it exits when it cannot), so the import sits where its failures are caught."""
 from __future__ import annotations
 
 import importlib.metadata

@@ -1,8 +1,5 @@
-"""Reading photos, and what their file names say.
-
-Kaggle names training photos ``cat.123.jpg`` / ``dog.45.jpg`` and test photos ``123.jpg``; the
-label and the id come from those names alone.
-"""
+"""Reading photos, and what their file names say: Kaggle names training photos ``cat.123.jpg`` /
+``dog.45.jpg`` and test photos ``123.jpg``, and the label and the id come from those names alone."""
 from __future__ import annotations
 
 import re

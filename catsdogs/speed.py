@@ -1,13 +1,11 @@
 """A speed-up that computes what the plain code it stands in for computes, kept here so that the
 lesson's code stays the plain one: :class:`BatchedMuon`, ``torch.optim.Muon`` with its Newton-Schulz
 iterations batched by shape (docs/speed.md has what it buys; tests/test_speed.py checks its numbers).
-
 ``torch.optim.Muon`` orthogonalises the seed model's 96 weight matrices one at a time, about 1,400
 tiny matrix products a step; they come in four shapes, so stacked by shape the same iterations run
 as a few batched products. They run in bf16, as torch's do, where the hardware has bf16 units, and
 in fp32 elsewhere (emulated bf16 made the optimiser 2.6 s of a 4.2 s step on an AVX2 CPU). The rest
-(momentum, Nesterov, weight decay, the learning-rate adjustment, the saved state) is torch's own.
-"""
+(momentum, Nesterov, weight decay, the learning-rate adjustment, the saved state) is torch's own."""
 from __future__ import annotations
 
 import torch

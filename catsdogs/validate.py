@@ -1,9 +1,6 @@
-"""Checking a submission file: ``id,label`` with label = P(dog), one row per test photo.
-
-Kaggle scores this competition by log loss and rejects, or silently mis-scores, a file with a
-wrong header, a missing or repeated id, or a label that is not a probability: we check all of it
-before a learner uploads.
-"""
+"""Checking a submission file (``id,label``, label = P(dog), one row per test photo) before a learner
+uploads it: Kaggle scores by log loss and rejects, or silently mis-scores, a file with a wrong header, a
+missing or repeated id, or a label that is not a probability."""
 from __future__ import annotations
 
 import csv
