@@ -42,7 +42,7 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-# notebooks/03_model.ipynb, cell 17
+# notebooks/03_model.ipynb, cell 16
 def sincos_position_codes(grid: int, dim: int) -> torch.Tensor:
     """(grid * grid, dim) two-dimensional sine-cosine codes: neighbouring patches get similar
     vectors, so a dot product between two codes says how close the patches are."""
@@ -82,7 +82,7 @@ def mimetic_init_(model: nn.Module, *, seed: int = 0, alpha: tuple[float, float]
     return model
 
 
-# notebooks/03_model.ipynb, cell 18
+# notebooks/03_model.ipynb, cell 17
 @torch.no_grad()
 def effective_attention(model: nn.Module, x: torch.Tensor, layer: int = 0) -> torch.Tensor:
     """(batch, heads, 50, 50): how much each token's output in ``layer`` draws on each token.
