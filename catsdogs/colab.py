@@ -11,10 +11,9 @@ from .config import REPO_DIR
 
 def use_drive(folder: str = "catsdogs-vit", mount_point: str = "/content/drive",
               scratch: Path = REPO_DIR / "data") -> Path:
-    """Keep the data folder in Google Drive (``MyDrive/<folder>/data``): the archive, the split, the
-    checkpoints and submissions survive a disconnect, and notebook 04 resumes from its last epoch.
-    The extracted photos and the decode caches stay on the machine's disk (``data/`` of the clone),
-    where thousands of small files and a memory-mapped cache are fast; they are rebuilt in minutes."""
+    """Keep the data folder in Google Drive (``MyDrive/<folder>/data``): the archive, split, checkpoints and
+    submissions survive a disconnect, and notebook 04 resumes. The extracted photos and decode caches stay on
+    the machine's disk (``scratch``), where small files and a memory-mapped cache are fast, rebuilt in minutes."""
     if "google.colab" not in sys.modules:
         print("USE_DRIVE applies in Colab only: the data folder stays where it is.")
         from .config import data_dir

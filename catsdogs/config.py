@@ -18,9 +18,8 @@ SHIPPED_WEIGHTS = REPO_DIR / "weights" / "linformer_vit_catsdogs.pt"
 
 
 def profile() -> str:
-    """``full`` or ``small``: which data the notebooks find when there is no Kaggle archive (the
-    tests' tiny demo archive under ``small``). It changes no recipe: the tests' short runs reach the
-    notebooks as injected parameters (``notebooks/params/small.yaml``)."""
+    """``full`` or ``small`` (the tests' tiny demo archive): which data the notebooks find when there is no
+    Kaggle archive. It changes no recipe: the tests' short runs inject ``notebooks/params/small.yaml``."""
     value = os.environ.get("CATSDOGS_PROFILE", "full").strip().lower() or "full"
     if value not in {"full", "small"}:
         raise ValueError(f"CATSDOGS_PROFILE must be 'full' or 'small', not {value!r}.")
@@ -56,10 +55,9 @@ def shown(path: Path | str) -> str:
 
 @dataclass
 class Workspace:
-    """The files of one dataset: the Kaggle photos (``data/kaggle``) or the demo (``data/demo``).
-
-    ``root`` keeps the archive, split, checkpoints and submission; ``local`` (``scratch``, or the
-    same folder unless :func:`scratch_dir` says otherwise) what can be rebuilt from the archive."""
+    """The files of one dataset, the Kaggle photos (``data/kaggle``) or the demo (``data/demo``): ``root``
+    keeps the archive, split, checkpoints and submission; ``local`` (``scratch``, or the same folder unless
+    :func:`scratch_dir` says otherwise) what can be rebuilt from the archive."""
 
     root: Path
     is_demo: bool
@@ -114,9 +112,8 @@ def parameter_sources(notebook: Path | str) -> dict[str, str]:
 
 
 def notebook_parameters(notebook: Path | str, namespace: dict) -> dict:
-    """The current values of a notebook's parameters (names from its ``parameters`` cell, values
-    from ``namespace``, the kernel's ``globals()``): the whole recipe as plain data, for a checkpoint
-    to keep. Relative paths are found beside the notebooks."""
+    """The whole recipe as plain data, for a checkpoint to keep: the names of a notebook's ``parameters``
+    cell (a relative path is found beside the notebooks), their values from ``namespace`` (``globals()``)."""
     path = Path(notebook)
     if not path.is_absolute() and not path.exists():
         path = REPO_DIR / "notebooks" / path

@@ -61,9 +61,8 @@ MIN_SECRET = 6  # a shorter value is no real key or token: hiding it would garbl
 
 @dataclass(frozen=True)
 class SignIn:
-    """One way the kaggle client signs in: environment variables (all of them needed), or files (any
-    one, not empty). Detection, the help message, the redaction of secrets, the Colab secrets and the
-    tests all read these rows."""
+    """One way the kaggle client signs in: environment variables (all of them needed), or files (any one,
+    not empty). Detection, the help, the redaction of secrets, the Colab secrets and the tests read the rows."""
 
     name: str  # as messages name it
     how: str  # the help line; {where} is the files' places
@@ -80,7 +79,7 @@ class SignIn:
 
     def where(self) -> str:
         home = Path.home()
-        return " or ".join("~/" + str(p.relative_to(home)) if p.is_relative_to(home) else str(p) for p in self.paths())
+        return " or ".join(f"~/{p.relative_to(home)}" if p.is_relative_to(home) else str(p) for p in self.paths())
 
     def found(self) -> bool:
         """Set up here (whether or not this client version reads it)."""
@@ -205,11 +204,10 @@ def colab_credentials(ask_upload: bool = False) -> bool:
 
     print("Upload your kaggle.json (Kaggle → Settings → API), or cancel to use the demo:")
     uploaded = files.upload()
-    if "kaggle.json" not in uploaded:
-        return False
-    creds = json.loads(uploaded["kaggle.json"])
-    write_kaggle_json(creds["username"], creds["key"])
-    return True
+    if "kaggle.json" in uploaded:
+        creds = json.loads(uploaded["kaggle.json"])
+        write_kaggle_json(creds["username"], creds["key"])
+    return "kaggle.json" in uploaded
 
 
 def _redact(text: str) -> str:
@@ -252,18 +250,6 @@ def _explain_download_error(err: Exception, data: Path, *, signing_in: bool = Fa
                                 f"(pip install -U kaggle), or {by_hand}"))
 
 
-def _signed_in_client():
-    """The kaggle client, signed in: imported here, where the caller catches what ``import kaggle`` raises."""
-    from kaggle.api.kaggle_api_extended import KaggleApi
-
-    options = {}
-    if "enable_oauth" in inspect.signature(KaggleApi).parameters:  # kaggle 2.0 to 2.1.0
-        options["enable_oauth"] = os.environ.get("KAGGLE_ENABLE_OAUTH") in OAUTH_ON
-    api = KaggleApi(**options)
-    api.authenticate()
-    return api
-
-
 def download_competition(dest: Path | None = None) -> Path:
     """Download the competition archive with the real ``kaggle`` client into a private folder, moved into
     ``dest`` only once it is a complete, readable zip: an interrupted download never leaves a file that looks
@@ -276,7 +262,13 @@ def download_competition(dest: Path | None = None) -> Path:
     try:
         signing_in = True
         try:
-            api = _signed_in_client()
+            from kaggle.api.kaggle_api_extended import KaggleApi  # signs in as it is imported: see above
+
+            options = {}
+            if "enable_oauth" in inspect.signature(KaggleApi).parameters:  # kaggle 2.0 to 2.1.0
+                options["enable_oauth"] = os.environ.get("KAGGLE_ENABLE_OAUTH") in OAUTH_ON
+            api = KaggleApi(**options)
+            api.authenticate()
             signing_in = False
             api.competition_download_files(COMPETITION, path=str(staging), force=True, quiet=False)
         except SystemExit:  # the client's exit(1) when no sign-in works

@@ -15,9 +15,8 @@ def _remove(path: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_write(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` to write a file or fill a folder at; on success it
-    replaces ``path``, on failure it goes (as does one left by a run that was killed). So a crash, a
-    full disk or a lost Colab session never leaves a file that looks complete but is not."""
+    """Yield a temporary path beside ``path`` to write a file or fill a folder at: on success it replaces
+    ``path``; on failure it goes (as does one a killed run left), so nothing looks complete that is not."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")

@@ -68,12 +68,10 @@ def notebooks(only: list[str] | None = None, *, folder: Path = NOTEBOOK_DIR) -> 
 
 
 class StreamEcho:
-    """Writes what a kernel prints to our stdout as it arrives, indented under the notebook's name.
-
-    On a terminal the text passes through as is, so tqdm's carriage returns redraw a bar in place.
-    Elsewhere (CI, a log file) those in-place redraws would be hundreds of garbled lines, so only
-    complete lines are written, each as a terminal would finally show it (a finished bar's last
-    state), without ANSI codes."""
+    """Writes what a kernel prints to our stdout as it arrives, indented under the notebook's name. On a
+    terminal as is, so that tqdm's carriage returns redraw a bar in place; elsewhere (CI, a log file) those
+    redraws would be hundreds of garbled lines, so only complete lines, each as a terminal would finally
+    show it (a finished bar's last state), without ANSI codes."""
 
     def __init__(self, out: TextIO | None = None, tty: bool | None = None):
         self.out = out if out is not None else sys.stdout
@@ -199,9 +197,8 @@ def own_parameters(path: Path) -> nbformat.NotebookNode:
 
 
 def small_copies(folder: Path, dest: Path) -> list[Path]:
-    """Copies of the numbered notebooks in ``dest``, each with the small profile's parameters
-    (``small.yaml``) injected as papermill injects them, and the notebooks' own modules beside them:
-    what the tests run with nbval."""
+    """What the tests run with nbval: copies of the numbered notebooks in ``dest``, ``small.yaml``'s
+    parameters injected by papermill, and the notebooks' own modules beside them."""
     dest.mkdir(parents=True, exist_ok=True)
     for module in Path(folder).glob("*.py"):
         shutil.copy2(module, dest / module.name)
@@ -215,11 +212,9 @@ def run_notebooks(only: list[str] | None = None, out_dir: Path | None = None, *,
                   timeout: int | None = None, folder: Path = NOTEBOOK_DIR, parameters: dict[str, Any] | None = None,
                   recipe: str | None = None, out: TextIO | None = None) -> list[NotebookResult]:
     """Execute the notebooks in ``folder`` in order, echoing their printed text, then print a summary.
-
-    Outputs go to ``data/runs/<profile>/`` unless ``inplace`` (a failed notebook always goes there).
-    Each notebook gets the values of :func:`parameters_for` that its parameters cell has; a name no
-    notebook has is an error. The kernel inherits this process's environment. Stops at the first
-    failing cell and raises :class:`NotebookFailed` after the summary."""
+    Outputs go to ``data/runs/<profile>/`` unless ``inplace`` (a failed notebook always goes there). Each
+    notebook gets its :func:`parameters_for`; a name no notebook has is an error. The kernel inherits this
+    process's environment. Stops at the first failing cell: :class:`NotebookFailed` after the summary."""
     parameters = dict(parameters or {})
     out = out if out is not None else sys.stdout
     echo = StreamEcho(out)
