@@ -8,10 +8,10 @@ run one after another in the same kernel, so an exercise gives what it builds ne
 takes its sizes from the notebook's ``parameters`` cell (``epochs``, ``batch_size``, ...), so the
 small profile shrinks it as it shrinks the notebook.
 
-Each notebook with such blocks runs here once, as the tests run it everywhere else (the small
-profile's parameters injected by :func:`catsdogs.run.small_copies`, alone in an empty data folder,
-as in tests/test_notebooks_alone.py), with its blocks appended as code cells tagged ``exercise``;
-the first block that raises fails the test, named by its number. Notebooks listed in
+tests/test_notebooks_alone.py runs each notebook alone on the small profile (its parameters injected
+by :func:`catsdogs.run.small_copies`, in an empty data folder) with its blocks appended as code cells
+tagged ``exercise`` (:func:`with_exercises`); the first block that raises fails that test, and its
+cell names the exercise. Notebooks listed in
 ``EVERY_EXERCISE_IS_CODE`` must give a block to every numbered exercise.
 """
 from __future__ import annotations
@@ -22,13 +22,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
 
-from catsdogs.run import small_copies
+from catsdogs.run import notebooks
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
-NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = notebooks()
+NOTEBOOK_DIR = NOTEBOOKS[0].parent
 EVERY_EXERCISE_IS_CODE = {"03_model", "06_vit_classes_explained", "07_attention_and_linformer"}
 
 BLOCK = re.compile(r"^(?P<indent>[ \t]*)```python[ \t]*\n(?P<code>.*?)^(?P=indent)```[ \t]*$", re.MULTILINE | re.DOTALL)
@@ -108,30 +106,3 @@ def test_the_parser_reads_numbered_exercises_and_their_blocks():
     nb, numbers = with_exercises(nb)
     assert numbers == [1, 3] and nb.cells[-1].source == "# exercise 3\nb = 2\n"
     assert nb.cells[-1].metadata["tags"] == ["exercise"]
-
-
-# ---------------------------------------------------------------------------------------------
-# The exercises run, after the notebook, on the small profile
-
-
-@pytest.fixture(scope="module")
-def copies(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("notebooks")
-    small_copies(NOTEBOOK_DIR, folder)
-    return folder
-
-
-@pytest.mark.parametrize("notebook", WITH_BLOCKS, ids=lambda p: p.stem)
-def test_exercises_run_after_the_notebook(notebook, copies):
-    nb, numbers = with_exercises(nbformat.read(copies / notebook.name, as_version=4))
-    client = NotebookClient(nb, timeout=600, startup_timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(copies)}})
-    try:
-        client.execute()
-    except CellExecutionError as err:
-        failed = next((c for c in nb.cells if any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
-        where = failed.source.splitlines()[0] if failed is not None and "exercise" in failed.metadata.get("tags", []) \
-            else "the notebook itself, before its exercises"
-        pytest.fail(f"{notebook.name}: {where} raised:\n{err}")
-    ran = [c for c in nb.cells if "exercise" in c.metadata.get("tags", [])]
-    assert len(ran) == len(numbers) and all(c.get("execution_count") for c in ran)
