@@ -69,10 +69,7 @@ def find_archive(explicit: Path | str | None = None) -> Path | None:
             what = "is a folder, not a zip" if path.is_dir() else "does not exist"
             raise DatasetError(f"The archive given, {path}, {what}. {ARCHIVE_ADVICE}")
         return path
-    for candidate in (data_dir() / ARCHIVE_NAME, kaggle_workspace().archive):
-        if candidate.is_file():
-            return candidate
-    return None
+    return next((found for found in (data_dir() / ARCHIVE_NAME, kaggle_workspace().archive) if found.is_file()), None)
 
 
 def safe_extract(archive: Path, dest: Path, members: list[str] | None = None) -> None:

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import REPO_DIR
+from .config import REPO_DIR, data_dir
 
 
 def use_drive(folder: str = "catsdogs-vit", mount_point: str = "/content/drive",
@@ -16,8 +16,6 @@ def use_drive(folder: str = "catsdogs-vit", mount_point: str = "/content/drive",
     the machine's disk (``scratch``), where small files and a memory-mapped cache are fast, rebuilt in minutes."""
     if "google.colab" not in sys.modules:
         print("USE_DRIVE applies in Colab only: the data folder stays where it is.")
-        from .config import data_dir
-
         return data_dir()
     from google.colab import drive  # type: ignore
 

@@ -129,8 +129,7 @@ SIGN_INS = (  # as the kaggle client (2.0.2 to 2.2.x) looks for them
 
 
 def has_kaggle_credentials() -> bool:
-    """True when the installed kaggle client will find a way to sign in: any row of ``SIGN_INS``
-    (``kaggle auth login``'s credentials.json only where this client version reads it)."""
+    """True when the installed kaggle client will find a way to sign in (a row of ``SIGN_INS`` that counts)."""
     return any(way.counts() for way in SIGN_INS)
 
 

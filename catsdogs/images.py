@@ -51,8 +51,7 @@ def list_images(folder: Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"No folder {folder}: run notebook 01 (or pass an existing folder).")
-    files = [p for p in folder.iterdir() if _is_picture(p)]
-    return sorted(files, key=lambda p: numeric_sort_key(p.name))
+    return sorted((p for p in folder.iterdir() if _is_picture(p)), key=lambda p: numeric_sort_key(p.name))
 
 
 def no_pictures_message(folder: Path) -> str:

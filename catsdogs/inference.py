@@ -19,6 +19,4 @@ def predict_loader(predict_batch: Callable[[torch.Tensor], torch.Tensor], loader
     for images, second in tqdm(loader, desc=desc, unit="batch", leave=False):
         outputs.append(predict_batch(images).double().cpu())
         seconds += second.tolist() if torch.is_tensor(second) else list(second)
-    if not outputs:
-        return np.zeros(0), np.asarray(seconds)
-    return torch.cat(outputs, dim=-1).numpy(), np.asarray(seconds)
+    return torch.cat(outputs, dim=-1).numpy() if outputs else np.zeros(0), np.asarray(seconds)

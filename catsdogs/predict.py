@@ -36,8 +36,7 @@ def checkpoint_to_use(checkpoint_dir: Path, checkpoint: Path | str | None = None
 def load_model(checkpoint: Path | None = None, device: Device | None = None) -> tuple[nn.Module, dict]:
     """A model in eval mode from a training checkpoint or, by default, the shipped weights."""
     device = device or Device.pick()
-    path = Path(checkpoint) if checkpoint else SHIPPED_WEIGHTS
-    state = load_checkpoint(path, map_location=device.device)
+    state = load_checkpoint(checkpoint or SHIPPED_WEIGHTS, map_location=device.device)
     model = build_model(ModelConfig(**state.get("model_config", {})))
     model.load_state_dict({k: v.float() for k, v in state["model"].items()})
     return model.to(device.device).eval(), state
