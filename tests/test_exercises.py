@@ -27,7 +27,7 @@ from catsdogs.run import notebooks
 
 NOTEBOOKS = notebooks()
 NOTEBOOK_DIR = NOTEBOOKS[0].parent
-EVERY_EXERCISE_IS_CODE = {"03_model", "06_vit_classes_explained", "07_attention_and_linformer"}
+EVERY_EXERCISE_IS_CODE = {"01_download", "02_split", "03_model", "06_vit_classes_explained", "07_attention_and_linformer"}
 
 BLOCK = re.compile(r"^(?P<indent>[ \t]*)```python[ \t]*\n(?P<code>.*?)^(?P=indent)```[ \t]*$", re.MULTILINE | re.DOTALL)
 NUMBERED = re.compile(r"^(\d+)\.[ \t]", re.MULTILINE)

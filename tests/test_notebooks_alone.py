@@ -24,6 +24,7 @@ def copies(tmp_path_factory) -> Path:
     return folder
 
 SAYS = {  # what each notebook must tell a learner who opened it alone
+    "01_download": ["extracted just now into"],
     "02_split": ["extracted just now into"],
     "03_model": ["extracted just now into"],
     "04_train": ["extracted just now into", "no split.csv yet (notebook 02 has not run here)"],
