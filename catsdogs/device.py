@@ -36,7 +36,28 @@ def native_bf16(device: torch.device) -> bool:
         return torch.cuda.get_device_capability(device) >= (8, 0)
     if device.type == "xpu":
         return torch.xpu.is_bf16_supported()
-    return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    return device.type == "cpu" and (cpu_has("avx512_bf16") or cpu_has("amx_tile"))
+
+
+CPUINFO = "/proc/cpuinfo"  # where Linux lists the CPU's flags
+
+
+def cpu_has(feature: str) -> bool:
+    """Whether the CPU has ``avx512_bf16`` or ``amx_tile``: torch's answer (the private
+    ``torch.cpu._is_<feature>_supported``), or where this torch has none, the flags of /proc/cpuinfo."""
+    probe = getattr(torch.cpu, f"_is_{feature}_supported", None)
+    return bool(probe()) if probe is not None else feature in _cpu_flags(CPUINFO)
+
+
+@functools.lru_cache(maxsize=4)
+def _cpu_flags(path: str) -> frozenset[str]:
+    """The CPU's feature flags as Linux lists them (the first ``flags`` line), or none (not Linux)."""
+    try:
+        with open(path) as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return frozenset()
+    return frozenset(flags.partition(":")[2].split())
 
 
 @dataclass(frozen=True)

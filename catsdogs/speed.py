@@ -8,10 +8,34 @@ in fp32 elsewhere (emulated bf16 made the optimiser 2.6 s of a 4.2 s step on an 
 (momentum, Nesterov, weight decay, the learning-rate adjustment, the saved state) is torch's own."""
 from __future__ import annotations
 
+import math
+
 import torch
-from torch.optim._muon import _adjust_lr  # private, as is the _init_group BatchedMuon calls: tests/test_speed.py
 
 from .device import native_bf16
+
+try:  # torch's own learning-rate adjustment is private: reached here only, written out below without it
+    import torch.optim._muon as _torch_muon
+except ImportError:
+    _torch_muon = None
+
+
+def adjusted_lr(lr: float, adjust_lr_fn: str | None, shape: torch.Size) -> float:
+    """The learning rate ``torch.optim.Muon`` applies to a matrix of ``shape``: torch's private
+    ``torch.optim._muon._adjust_lr`` where this torch has it, else the same formula written out."""
+    adjust = getattr(_torch_muon, "_adjust_lr", None)
+    if adjust is not None:
+        return adjust(lr, adjust_lr_fn, shape)
+    rows, cols = shape[:2]
+    if adjust_lr_fn is None or adjust_lr_fn == "original":  # Keller Jordan's
+        ratio = math.sqrt(max(1, rows / cols))
+    elif adjust_lr_fn == "match_rms_adamw":  # Moonshot's: the update's RMS matched to AdamW's
+        ratio = 0.2 * math.sqrt(max(rows, cols))
+    elif adjust_lr_fn == "spectral_unclamped":
+        ratio = math.sqrt(rows / cols)
+    else:
+        ratio = 1.0
+    return lr * ratio
 
 
 def newton_schulz(grads: torch.Tensor, coefficients: tuple[float, float, float], steps: int,
@@ -62,5 +86,5 @@ class BatchedMuon(torch.optim.Muon):
                 chosen = [params[i] for i in index]
                 torch._foreach_mul_(chosen, 1 - lr * group["weight_decay"])
                 torch._foreach_add_(chosen, list(stacked.to(chosen[0].dtype).unbind(0)),
-                                    alpha=-_adjust_lr(lr, group["adjust_lr_fn"], shape))
+                                    alpha=-adjusted_lr(lr, group["adjust_lr_fn"], shape))
         return loss

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import catsdogs.device
 from catsdogs.device import Device, native_bf16, pick_precision
 
 
@@ -51,6 +52,28 @@ def test_cpu_precision_follows_the_cpus_bf16_units(monkeypatch):
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda value=amx: value)
         assert pick_precision(torch.device("cpu")) == expected
         assert native_bf16(torch.device("cpu")) == (expected == "bf16")
+
+
+def test_cpu_precision_without_torchs_private_probes_reads_the_cpu_flags(monkeypatch, tmp_path):
+    """torch.cpu._is_avx512_bf16_supported and _is_amx_tile_supported are private: without them, /proc/cpuinfo."""
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
+    for flags, expected in (("fpu sse2 avx2 fma", "fp32"), ("fpu avx2 avx512f avx512_bf16", "bf16"),
+                            ("fpu avx2 amx_bf16 amx_tile", "bf16")):
+        cpuinfo = tmp_path / f"cpuinfo-{expected}-{len(flags)}"
+        cpuinfo.write_text(f"processor\t: 0\nmodel name\t: a CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(catsdogs.device, "CPUINFO", str(cpuinfo))
+        assert pick_precision(torch.device("cpu")) == expected, flags
+    monkeypatch.setattr(catsdogs.device, "CPUINFO", str(tmp_path / "no-such-file"))  # not Linux: no flags, fp32
+    assert pick_precision(torch.device("cpu")) == "fp32"
+
+
+def test_the_cpu_flags_agree_with_torch_where_both_answer():
+    if not catsdogs.device._cpu_flags(catsdogs.device.CPUINFO):
+        pytest.skip("no /proc/cpuinfo flags on this machine")
+    flags = catsdogs.device._cpu_flags(catsdogs.device.CPUINFO)
+    assert ("avx512_bf16" in flags) == torch.cpu._is_avx512_bf16_supported()
+    assert ("amx_tile" in flags) == torch.cpu._is_amx_tile_supported()
 
 
 class _FakeAccelerator:

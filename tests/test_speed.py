@@ -68,3 +68,23 @@ def test_newton_schulz_in_fp32_is_closer_to_exact_than_in_bf16():
     error = {dtype: (newton_schulz(grads, coefficients, 5, 1e-7, dtype).double() - exact).abs().max().item()
              for dtype in (torch.bfloat16, torch.float32)}
     assert error[torch.float32] < 1e-4 < error[torch.bfloat16]
+
+
+SHAPES = [torch.Size(s) for s in ((128, 512), (512, 128), (64, 64), (3, 7), (96, 96, 2))]
+ADJUSTMENTS = (None, "original", "match_rms_adamw", "spectral_unclamped", "something else")
+
+
+def test_the_learning_rate_adjustment_without_torchs_private_function_is_torchs(monkeypatch):
+    """torch.optim._muon._adjust_lr is private: without it, the same formula written out gives the same numbers."""
+    torchs = {(fn, shape): catsdogs.speed.adjusted_lr(0.006, fn, shape) for fn in ADJUSTMENTS for shape in SHAPES}
+    assert torchs[(None, SHAPES[1])] == 0.006 * 2 and torchs[("match_rms_adamw", SHAPES[0])] == 0.006 * 0.2 * 512 ** 0.5
+    monkeypatch.delattr(torch.optim._muon, "_adjust_lr")
+    assert {key: catsdogs.speed.adjusted_lr(0.006, *key) for key in torchs} == torchs
+
+
+def test_batched_muon_steps_the_same_without_torchs_private_function(monkeypatch):
+    matrices = _seed_matrices()
+    with_torchs, _ = _three_steps(BatchedMuon, matrices, dtype=torch.float32, adjust_lr_fn="match_rms_adamw")
+    monkeypatch.setattr(catsdogs.speed, "_torch_muon", None)  # a torch without torch.optim._muon at all
+    written_out, _ = _three_steps(BatchedMuon, matrices, dtype=torch.float32, adjust_lr_fn="match_rms_adamw")
+    assert all(torch.equal(a, b) for a, b in zip(with_torchs, written_out))
