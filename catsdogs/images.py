@@ -2,6 +2,7 @@
 ``dog.45.jpg`` and test photos ``123.jpg``, and the label and the id come from those names alone."""
 from __future__ import annotations
 
+import contextlib
 import re
 import warnings
 from pathlib import Path
@@ -61,12 +62,9 @@ def no_pictures_message(folder: Path) -> str:
     message = f"No pictures ({', '.join(sorted(IMAGE_SUFFIXES))}) directly in {folder}."
     counts = {}
     for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-        try:
-            n = sum(1 for p in sub.iterdir() if _is_picture(p))
-        except OSError:  # a subfolder we may not read: say nothing about it
-            continue
-        if n:
-            counts[sub] = n
+        with contextlib.suppress(OSError):  # a subfolder we may not read: say nothing about it
+            counts[sub] = sum(1 for p in sub.iterdir() if _is_picture(p))
+    counts = {sub: n for sub, n in counts.items() if n}
     if counts:
         shown = "\n".join(f"  {sub} ({n} picture{'s' if n != 1 else ''})" for sub, n in list(counts.items())[:10])
         more = f"\n  ... and {len(counts) - 10} more" if len(counts) > 10 else ""
@@ -88,9 +86,7 @@ def upright(img: Image.Image) -> Image.Image:
         orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
     except Exception:  # noqa: BLE001 - malformed EXIF is common and must not cost the photo itself
         return img
-    if orientation not in range(2, 9):  # 1 = upright; anything else is not an orientation
-        return img
-    return ImageOps.exif_transpose(img)
+    return ImageOps.exif_transpose(img) if orientation in range(2, 9) else img  # 1 = upright; outside 1-8: invalid
 
 
 def read_rgb(path: Path, size: int) -> np.ndarray:
@@ -107,13 +103,9 @@ def read_rgb(path: Path, size: int) -> np.ndarray:
             if img.mode in SIXTEEN_BIT:  # 16-bit grayscale PNG: convert("RGB") would clip it to white
                 img = Image.fromarray((np.asarray(img, dtype=np.float32) / 257).clip(0, 255).astype(np.uint8))
             if img.mode in ("RGBA", "LA", "P", "PA"):  # transparent pixels become white, not black
-                img = img.convert("RGBA")
-                background = Image.new("RGBA", img.size, (255, 255, 255, 255))
-                img = Image.alpha_composite(background, img)
+                img = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), img.convert("RGBA"))
             img = img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
             return np.asarray(img, dtype=np.uint8)
-    except UnreadableImage:
-        raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         raise UnreadableImage(f"{type(err).__name__}: {err}") from None
 
