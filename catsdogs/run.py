@@ -150,8 +150,7 @@ def _first_line(text: str) -> str:
 def describe_failure(name: str, err: BaseException) -> str:
     """One line: the notebook, the cell (its In [n] number and first source line), the error."""
     if isinstance(err, PapermillExecutionError):
-        message = _first_line(err.evalue)
-        what = f"{strip_ansi(err.ename)}: {message}" if message else strip_ansi(err.ename)
+        what = ": ".join(filter(None, (strip_ansi(err.ename), _first_line(err.evalue))))
         return f"✗ {name} failed, cell {err.exec_count} (`{_first_line(err.source)[:60]}`): {what}"
     return f"✗ {name} failed: {type(err).__name__}: {_first_line(str(err))}"  # the kernel died, a time-out...
 
@@ -168,8 +167,7 @@ def parameters_for(notebook: Path, parameters: dict[str, Any], *, recipe: str | 
 def final_text(text: str) -> str:
     """Printed text as a terminal finally shows it: of a line redrawn in place (a progress bar's
     carriage returns) its last drawing; a line left blank by a bar that cleared itself, dropped."""
-    lines = [next((part for part in reversed(line.split("\r")) if part), "") if "\r" in line else line
-             for line in text.split("\n")]
+    lines = [next((part for part in reversed(line.split("\r")) if part), "") for line in text.split("\n")]
     return "\n".join(line for line, raw in zip(lines, text.split("\n")) if line.strip() or "\r" not in raw)
 
 
@@ -216,7 +214,6 @@ def run_notebooks(only: list[str] | None = None, out_dir: Path | None = None, *,
     notebook gets its :func:`parameters_for`; a name no notebook has is an error. The kernel inherits this
     process's environment. Stops at the first failing cell: :class:`NotebookFailed` after the summary."""
     parameters = dict(parameters or {})
-    out = out if out is not None else sys.stdout
     echo = StreamEcho(out)
     out_dir = Path(out_dir or data_dir() / "runs" / profile())
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -255,8 +252,7 @@ def run_notebooks(only: list[str] | None = None, out_dir: Path | None = None, *,
             echo.finish()
             result.seconds = time.monotonic() - start
         if result.error:
-            print(result.error, file=out)
-            print(f"  full traceback: {result.executed}", file=out, flush=True)
+            print(f"{result.error}\n  full traceback: {result.executed}", file=out, flush=True)
             break
         if inplace:  # only a notebook that ran to the end replaces the committed one
             nbformat.write(without_run_metadata(nbformat.read(result.executed, as_version=4)), path)
@@ -281,7 +277,6 @@ def format_seconds(seconds: float) -> str:
 def print_summary(results: list[NotebookResult], out_dir: Path, *, out: TextIO | None = None) -> None:
     """Each notebook's status and time; the validation scores of the run notebook 04 trained last;
     where the results are."""
-    out = out if out is not None else sys.stdout
     lines = ["", "Summary"]
     width = max((len(r.name) for r in results), default=0)
     for r in results:
