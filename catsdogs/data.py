@@ -50,11 +50,6 @@ class ImageCache:
         return np.array([where[n] for n in names], dtype=np.int64)
 
 
-def _fingerprint(files: list[Path], size: int) -> str:
-    text = f"v{CACHE_VERSION}:{size}" + "".join(f"{stamp(f)}\n" for f in files)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def _decode(args: tuple[str, int]) -> tuple[np.ndarray | None, str | None]:
     path, size = args
     try:
@@ -74,7 +69,8 @@ def build_cache(files: list[Path], cache_file: Path, size: int = 224, *, workers
     files = [Path(f) for f in files]
     cache_file = Path(cache_file)
     meta_file = cache_file.with_suffix(".json")
-    fingerprint = _fingerprint(files, size)
+    stamps = f"v{CACHE_VERSION}:{size}" + "".join(f"{stamp(f)}\n" for f in files)
+    fingerprint = hashlib.sha256(stamps.encode()).hexdigest()[:16]
     meta = json.loads(meta_file.read_text()) if cache_file.exists() and meta_file.exists() else {}
     if meta.get("fingerprint") != fingerprint:  # decode every file into the cache, then write its metadata
         ok, bad = np.zeros(len(files), dtype=bool), {}
@@ -163,5 +159,4 @@ def photos(ws: Workspace, subset: str, *, size: int = 224, transform=None, limit
 
 def eval_loader(photos: Dataset, batch_size: int = 256, workers: int = 0) -> DataLoader:
     """Batches in order, for evaluation and prediction (no shuffling, no augmentation)."""
-    return DataLoader(photos, batch_size=batch_size, shuffle=False, num_workers=workers,
-                      pin_memory=torch.cuda.is_available())
+    return DataLoader(photos, batch_size=batch_size, num_workers=workers, pin_memory=torch.cuda.is_available())
