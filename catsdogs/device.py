@@ -52,11 +52,9 @@ def cpu_has(feature: str) -> bool:
 @functools.lru_cache(maxsize=4)
 def _cpu_flags(path: str) -> frozenset[str]:
     """The CPU's feature flags as Linux lists them (the first ``flags`` line), or none (not Linux)."""
-    try:
-        with open(path) as f:
-            flags = next((line for line in f if line.startswith("flags")), "")
-    except OSError:
-        return frozenset()
+    flags = ""
+    with contextlib.suppress(OSError), open(path) as f:
+        flags = next((line for line in f if line.startswith("flags")), "")
     return frozenset(flags.partition(":")[2].split())
 
 

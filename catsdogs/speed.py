@@ -28,14 +28,12 @@ def adjusted_lr(lr: float, adjust_lr_fn: str | None, shape: torch.Size) -> float
         return adjust(lr, adjust_lr_fn, shape)
     rows, cols = shape[:2]
     if adjust_lr_fn is None or adjust_lr_fn == "original":  # Keller Jordan's
-        ratio = math.sqrt(max(1, rows / cols))
-    elif adjust_lr_fn == "match_rms_adamw":  # Moonshot's: the update's RMS matched to AdamW's
-        ratio = 0.2 * math.sqrt(max(rows, cols))
-    elif adjust_lr_fn == "spectral_unclamped":
-        ratio = math.sqrt(rows / cols)
-    else:
-        ratio = 1.0
-    return lr * ratio
+        return lr * math.sqrt(max(1, rows / cols))
+    if adjust_lr_fn == "match_rms_adamw":  # Moonshot's: the update's RMS matched to AdamW's
+        return lr * (0.2 * math.sqrt(max(rows, cols)))
+    if adjust_lr_fn == "spectral_unclamped":
+        return lr * math.sqrt(rows / cols)
+    return lr
 
 
 def newton_schulz(grads: torch.Tensor, coefficients: tuple[float, float, float], steps: int,
