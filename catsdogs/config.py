@@ -78,18 +78,14 @@ class Workspace:
         return self.checkpoint_dir / name
 
 
-def _workspace(name: str, is_demo: bool) -> Workspace:
-    scratch = scratch_dir() / name
-    return Workspace(data_dir() / name, is_demo, None if scratch == data_dir() / name else scratch)
-
-
 def kaggle_workspace() -> Workspace:
-    return _workspace("kaggle", is_demo=False)
+    return Workspace(data_dir() / "kaggle", is_demo=False, scratch=scratch_dir() / "kaggle")
 
 
 def demo_workspace() -> Workspace:
     """The generated demo: a tiny one for the ``small`` profile, a larger one otherwise."""
-    return _workspace("demo-small" if is_small() else "demo", is_demo=True)
+    name = "demo-small" if is_small() else "demo"
+    return Workspace(data_dir() / name, is_demo=True, scratch=scratch_dir() / name)
 
 
 def workspace() -> Workspace:
@@ -103,9 +99,7 @@ def parameter_sources(notebook: Path | str) -> dict[str, str]:
     """What a notebook's cell tagged ``parameters`` assigns (papermill's convention): name → the
     value's source text, in order."""
     cells = json.loads(Path(notebook).read_text())["cells"]
-    cell = next((c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
-    if cell is None:
-        return {}
+    cell = next((c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), {"source": []})
     tree = ast.parse("".join(cell["source"]))
     return {target.id: ast.unparse(node.value) for node in tree.body if isinstance(node, ast.Assign)
             for target in node.targets if isinstance(target, ast.Name)}
