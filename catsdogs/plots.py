@@ -47,6 +47,15 @@ def _wrap(title: str, width: int, max_lines: int = 3) -> str:
     return "\n".join(lines)
 
 
+def _laid_out(fig, legend_axes=()):
+    """The figure laid out tight, after each of ``legend_axes`` gets a light grid and a small legend."""
+    for ax in legend_axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def class_balance(counts: dict[str, dict[str, int]]):
     """Bars of cats and dogs per subset, e.g. ``{"train": {"cat": 9000, "dog": 9000}, ...}``."""
     fig, ax = plt.subplots(figsize=(5, 3))
@@ -56,11 +65,9 @@ def class_balance(counts: dict[str, dict[str, int]]):
         values = [counts[n].get(cls, 0) for n in names]
         bars = ax.bar(x + (k - 0.5) * 0.38, values, 0.38, label=cls)
         ax.bar_label(bars, fontsize=8)
-    ax.set_xticks(x, names)
-    ax.set_ylabel("photos")
+    ax.set(xticks=x, xticklabels=names, ylabel="photos")
     ax.legend()
-    fig.tight_layout()
-    return fig
+    return _laid_out(fig)
 
 
 def training_curves(histories: dict[str, list[dict]]):
@@ -73,11 +80,7 @@ def training_curves(histories: dict[str, list[dict]]):
             ax.plot(epochs, [h[val] for h in history], "-", color=f"C{k}", label=f"{name} val")
     ax_loss.set(xlabel="epoch", ylabel="loss (val: log loss)", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    for ax in (ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _laid_out(fig, (ax_loss, ax_acc))
 
 
 def time_to_accuracy(histories: dict[str, list[dict]], start_minutes: dict[str, float] | None = None):
@@ -91,12 +94,8 @@ def time_to_accuracy(histories: dict[str, list[dict]], start_minutes: dict[str, 
         minutes = start + np.cumsum([h["epoch_s"] for h in history]) / 60
         label = f"{name} (after {start:.0f} min of teacher)" if start else name
         ax.plot(minutes, [h["val_acc"] for h in history], "o-", ms=3, color=f"C{k}", label=label)
-    ax.set(xlabel="wall-clock minutes", ylabel="validation accuracy", title="accuracy against time")
-    ax.set_xlim(left=0)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    ax.set(xlabel="wall-clock minutes", ylabel="validation accuracy", title="accuracy against time", xlim=(0, None))
+    return _laid_out(fig, [ax])
 
 
 def test_time_options(evaluations: dict, matched: float | None = None):
@@ -118,10 +117,7 @@ def test_time_options(evaluations: dict, matched: float | None = None):
             ax.axvline(matched, color="grey", ls=":", label=f"matched to training crops ({matched:.2f})")
         name = metric.replace("_", " ")
         ax.set(xlabel="centre crop kept (fraction of each side)", ylabel=f"validation {name}", title=name)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _laid_out(fig, axes)
 
 
 def confusion(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5):
@@ -138,8 +134,7 @@ def confusion(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5):
                     color="white" if share > 0.5 else "black")
     ax.set_xticks([0, 1], [f"predicted {c}" for c in CLASSES])
     ax.set_yticks([0, 1], [f"true {c}" for c in CLASSES])
-    fig.tight_layout()
-    return fig
+    return _laid_out(fig)
 
 
 def most_confident_mistakes(images: np.ndarray, labels: np.ndarray, probs: np.ndarray, *, n: int = 12):
@@ -166,5 +161,4 @@ def attention_from_patch(photo: np.ndarray, maps: dict[str, np.ndarray], *, patc
         heat = np.abs(weights).reshape(grid, grid)
         ax.imshow(heat / heat.max(), cmap="magma", alpha=0.65, extent=(-0.5, photo.shape[1] - 0.5, photo.shape[0] - 0.5, -0.5))
         ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return _laid_out(fig)
