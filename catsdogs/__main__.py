@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import sys
 from pathlib import Path
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     from .archives import DatasetError
-    from .validate import InvalidSubmission
+    from .validate import InvalidSubmission, validate_submission
 
     try:
         if args.command == "run":
@@ -63,10 +64,6 @@ def main(argv: list[str] | None = None) -> int:
                                  crops=tuple(args.crop) if args.crop else None)
             print(f"wrote {out}")
         elif args.command == "validate":
-            import csv
-
-            from .validate import validate_submission
-
             ids = None
             if args.sample:
                 with open(args.sample, newline="") as f:
