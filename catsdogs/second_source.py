@@ -49,14 +49,11 @@ def labelled_photos(source: Path | str) -> tuple[list[Path], np.ndarray]:
     if not source.exists():
         raise FileNotFoundError(f"{source} does not exist: pass a folder or a zip holding cat/ and dog/.")
     folders = _class_folders(_extracted(source) if source.is_file() else source, source)
-    files, labels = [], []
-    for label, name in enumerate(CLASSES):
-        found = list_images(folders[name])
-        files += found
-        labels += [label] * len(found)
+    by_class = [list_images(folders[name]) for name in CLASSES]  # a photo's label: its class's index
+    files = [f for found in by_class for f in found]
     if not files:
         raise DatasetError(f"{source}: its cat/ and dog/ folders hold no pictures.")
-    return files, np.array(labels, dtype=np.int64)
+    return files, np.repeat(np.arange(len(CLASSES), dtype=np.int64), [len(found) for found in by_class])
 
 
 @dataclass
