@@ -57,8 +57,7 @@ def make_demo_archive(path: Path, *, per_class: int = 300, n_test: int = 100, si
     """Write a small archive with the layout of Kaggle's (``train.zip`` with ``train/cat.N.jpg`` and
     ``train/dog.N.jpg``, ``test.zip`` with ``test/N.jpg``, ``sample_submission.csv``) of synthetic pictures."""
     rng = np.random.default_rng(seed)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)  # atomic_write makes its folder
     train, test = io.BytesIO(), io.BytesIO()
     with zipfile.ZipFile(train, "w", zipfile.ZIP_STORED) as zf:
         for label, name in enumerate(("cat", "dog")):
