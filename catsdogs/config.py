@@ -12,8 +12,7 @@ from pathlib import Path
 COMPETITION = "dogs-vs-cats-redux-kernels-edition"
 ARCHIVE_NAME = f"{COMPETITION}.zip"
 RULES_URL = f"https://www.kaggle.com/competitions/{COMPETITION}/rules"
-PACKAGE_DIR = Path(__file__).resolve().parent
-REPO_DIR = PACKAGE_DIR.parent
+REPO_DIR = Path(__file__).resolve().parent.parent  # the package's folder is in the repository's root
 SHIPPED_WEIGHTS = REPO_DIR / "weights" / "linformer_vit_catsdogs.pt"
 
 

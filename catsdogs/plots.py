@@ -103,8 +103,7 @@ def test_time_options(evaluations: dict, matched: float | None = None):
     notebook 05's ``{(flip, crop): evaluation}``; a tuple of crops (their mean) as a dashed line."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     for ax, metric in zip(axes, ("log_loss", "accuracy")):
-        for k, flip in enumerate((False, True)):
-            flip_name = "yes" if flip else "no"
+        for k, (flip, flip_name) in enumerate(((False, "no"), (True, "yes"))):
             single = sorted((crop, getattr(e, metric)) for (tta, crop), e in evaluations.items()
                             if tta == flip and not isinstance(crop, tuple))
             if single:
