@@ -22,7 +22,8 @@ except ImportError:
 
 def adjusted_lr(lr: float, adjust_lr_fn: str | None, shape: torch.Size) -> float:
     """The learning rate ``torch.optim.Muon`` applies to a matrix of ``shape``: torch's private
-    ``torch.optim._muon._adjust_lr`` where this torch has it, else the same formula written out."""
+    ``torch.optim._muon._adjust_lr`` where this torch has it, else the rules every torch from 2.11 has
+    written out (a newer torch's extra rules, such as "spectral_unclamped", fall to the plain rate there)."""
     adjust = getattr(_torch_muon, "_adjust_lr", None)
     if adjust is not None:
         return adjust(lr, adjust_lr_fn, shape)
@@ -31,8 +32,6 @@ def adjusted_lr(lr: float, adjust_lr_fn: str | None, shape: torch.Size) -> float
         return lr * math.sqrt(max(1, rows / cols))
     if adjust_lr_fn == "match_rms_adamw":  # Moonshot's: the update's RMS matched to AdamW's
         return lr * (0.2 * math.sqrt(max(rows, cols)))
-    if adjust_lr_fn == "spectral_unclamped":
-        return lr * math.sqrt(rows / cols)
     return lr
 
 
