@@ -20,6 +20,7 @@ from PIL import Image
 
 from catsdogs.config import parameter_sources
 from catsdogs.run import NOTEBOOK_DIR, preset
+from test_exercises import BLOCK, exercises_text
 
 ITEM = re.compile(r"^(\d+)\.\s(.*?)(?=^\d+\.\s|^\S|\Z)", re.MULTILINE | re.DOTALL)
 SETTING = re.compile(r"`(\w+) = ([^`]+)`")
@@ -31,9 +32,7 @@ NOTEBOOKS = ("04_train", "05_submission")
 def exercise_settings(notebook: Path) -> dict[int, dict]:
     """{exercise number: {parameter: value}} from the backticked ``name = value`` settings of the
     numbered items in the notebook's ``## Exercises`` cell (code blocks left out)."""
-    nb = nbformat.read(notebook, as_version=4)
-    text = next(c.source for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("## Exercises"))
-    text = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
+    text = BLOCK.sub("", exercises_text(nbformat.read(notebook, as_version=4)))
     return {int(n): {name: ast.literal_eval(value) for name, value in SETTING.findall(body)}
             for n, body in ITEM.findall(text)}
 
