@@ -158,18 +158,20 @@ def epoch_figures(run_dir: Path, photos: int, full: int) -> dict:
 
 # --- The machine, the archive, the folder ------------------------------------------------------
 def stored_final_accuracy(folder: Path = REPO / "notebooks") -> dict | None:
-    """The default recipe's final accuracy as the stored notebooks print it: notebook 04's best epoch
-    (whole photos) and notebook 05's choice of test-time options; None where they are not stored."""
-    def printed(name: str) -> str:
+    """The default recipe's final accuracy as the stored run wrote it ("This run in numbers" of notebooks
+    04 and 05): the best epoch on whole photos and with notebook 05's test-time options; None where
+    they are not stored."""
+    def summary(name: str) -> dict | None:
         nb = nbformat.read(folder / name, as_version=4)
-        return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+        return next((o["data"]["application/json"] for c in nb.cells if c.cell_type == "code"
+                     for o in c.get("outputs", []) if "application/json" in o.get("data", {})), None)
 
-    best = re.search(r"best checkpoint \(epoch (\d+)\): val accuracy ([\d.]+), log loss ([\d.]+)", printed("04_train.ipynb"))
-    chosen = re.search(r"chosen: .*\(validation accuracy ([\d.]+), log loss ([\d.]+)\)", printed("05_submission.ipynb"))
-    if not (best and chosen):
+    trained, submitted = summary("04_train.ipynb"), summary("05_submission.ipynb")
+    if not (trained and submitted):
         return None
-    return {"best_epoch": int(best[1]), "val_acc": float(best[2]), "val_loss": float(best[3]),
-            "with_tta": {"val_acc": float(chosen[1]), "val_loss": float(chosen[2])}}
+    return {"best_epoch": trained["best_epoch"], "val_acc": trained["validation"]["accuracy"],
+            "val_loss": trained["validation"]["log_loss"],
+            "with_tta": {"val_acc": submitted["validation"]["accuracy"], "val_loss": submitted["validation"]["log_loss"]}}
 
 
 def cpu_model() -> str:

@@ -51,17 +51,6 @@ def test_readme_set_up_commands_come_within_the_first_5000_characters(command):
         f"{COMMANDS_WITHIN:,}: put the set-up commands nearer the top")
 
 
-def stored_options_table(notebook: Path) -> dict[tuple[str, str], tuple[str, str]]:
-    """Notebook 05's stored table of test-time options: (flip TTA, crop) -> (accuracy, log loss)."""
-    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
-        for output in cell.get("outputs", []):
-            html = "".join(output.get("data", {}).get("text/html", ""))
-            if "flip TTA" in html:
-                rows = [re.sub(r"<[^>]+>", " ", row).split() for row in re.findall(r"<tr>(.*?)</tr>", html, re.S)]
-                return {(r[0], r[1]): (r[2], r[3]) for r in rows if len(r) == 4}
-    return {}
-
-
 def stored_text(notebook: Path) -> str:
     """Everything a notebook's stored outputs print (streams and plain-text results)."""
     parts = []
@@ -70,27 +59,6 @@ def stored_text(notebook: Path) -> str:
             text = output.get("text") or output.get("data", {}).get("text/plain", "")
             parts.append("".join(text) if isinstance(text, list) else text)
     return "\n".join(parts)
-
-
-def test_readme_results_are_the_stored_runs_figures():
-    """The README's default-recipe rows are the figures of the run stored in notebooks 04 and 05: the
-    best epoch notebook 04 kept, and notebook 05's whole-photo and chosen test-time figures for it."""
-    table = stored_options_table(REPO / "notebooks" / "05_submission.ipynb")
-    assert table, "notebooks/05_submission.ipynb keeps no table of test-time options in its outputs"
-    text = README.read_text(encoding="utf-8")
-    whole = re.search(r"^\| \*\*default recipe\*\*.*?best epoch \((\d+) of (\d+)\), whole photos \|[^|]*\| (0\.\d{4}) \| (0\.\d{4}) \|$",
-                      text, flags=re.MULTILINE)
-    chosen = re.search(r"^\| the same model with flip TTA and crops? (\d\.\d{2}(?:\+\d\.\d{2})*).*?"
-                       r"\| \*\*(0\.\d{4})\*\* \| \*\*(0\.\d{4})\*\* \|$", text, flags=re.MULTILINE)
-    assert whole and chosen, "README.md: the results table lost its rows for the default recipe's stored run"
-    epoch, epochs, accuracy, loss = whole.groups()
-    assert table[("no", "1.00")] == (accuracy, loss), "README.md's whole-photo figures differ from notebook 05's stored outputs"
-    assert table.get(("yes", chosen.group(1))) == chosen.groups()[1:], (
-        "README.md's figures with flip TTA and crops differ from notebook 05's stored outputs")
-    stored_04 = stored_text(REPO / "notebooks" / "04_train.ipynb")
-    assert f"best checkpoint (epoch {epoch}):" in stored_04, f"notebook 04's stored run did not keep epoch {epoch}"
-    assert f"Epoch : {epochs} - " in stored_04 and f"Epoch : {int(epochs) + 1} - " not in stored_04, (
-        f"notebook 04's stored run did not train {epochs} epochs")
 
 
 def test_stored_outputs_are_one_run_on_the_kaggle_photos():
