@@ -12,7 +12,7 @@
    (its loop includes the teacher's answers) and the epoch times come from the ``history.json`` files.
 3. ``speedup`` = ours' images/s / the blog loop's (leak fixed). ``pipeline_min`` = the default
    pipeline projected: notebooks 01 + 02 + 05 + the teacher's and the ViT's epochs as notebook 04's
-   parameters cell sets them (``teacher_epochs``, ``epochs``) + the rest of notebook 04. When ``limit_train`` cut the photos, an epoch's
+   parameters cell sets them (``teacher_epochs``, and ``epochs`` or fewer as its ``minutes`` plan gives) + the rest of notebook 04. When ``limit_train`` cut the photos, an epoch's
    training part is scaled to the whole training split; its validation part (every photo) is not.
    ``minutes_to_final_accuracy`` = the same projection up to the default recipe's final accuracy:
    the best epoch and the figures that notebooks 04 and 05 store in their outputs (the run on the
@@ -343,11 +343,14 @@ def main(argv: list[str] | None = None) -> int:
     vit = epoch_figures(ws.run_dir(recipe["recipe"]), photos, full)
     teacher = epoch_figures(ws.run_dir("teacher"), photos, full)  # the teacher trains on the same loader
     teacher_epochs, vit_epochs = recipe["teacher_epochs"], recipe["epochs"]
+    if recipe.get("minutes"):  # notebook 04's plan: at most `epochs`, as many as fit in `minutes` after the teacher
+        left_s = recipe["minutes"] * 60 - teacher_epochs * teacher["full_epoch_s"]
+        vit_epochs = min(vit_epochs, max(0, int(left_s // vit["full_epoch_s"])))
     nb04_other = seconds["04"] - teacher["seconds"] - vit["seconds"]
     pipeline_s = (seconds["01"] + seconds["02"] + seconds["05"] + teacher_epochs * teacher["full_epoch_s"]
                   + vit_epochs * vit["full_epoch_s"] + nb04_other)
     final = stored_final_accuracy()  # the best epoch comes before the last: the rest of 04 and 05 still run
-    to_final_s = (pipeline_s - (vit_epochs - final["best_epoch"]) * vit["full_epoch_s"]) if final else None
+    to_final_s = (pipeline_s - max(0, vit_epochs - final["best_epoch"]) * vit["full_epoch_s"]) if final else None
     amortized = 1 / (1 / vit["img_s"] + teacher_epochs / vit_epochs / teacher["img_s"])
     load_end, cores = round(os.getloadavg()[0], 2), os.cpu_count() or 1
     result = {
