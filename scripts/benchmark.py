@@ -42,7 +42,6 @@ import argparse
 import ast
 import json
 import os
-import re
 import resource
 import shutil
 import sys
